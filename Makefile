@@ -1,0 +1,57 @@
+# The README's two commands: `make up` (minikube) and `make test` (everything, no cluster).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+OVERLAY ?= minikube
+
+.PHONY: help venv lint validate test test-fast local bench isolation-demo report up down dry-run overlay
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+venv: $(VENV)/.done ## Create .venv (package + test tools) and .venv-checkov
+
+$(VENV)/.done: requirements-dev.txt requirements-checkov.txt images/pipeline/pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements-dev.txt -e images/pipeline
+	python3 -m venv .venv-checkov
+	.venv-checkov/bin/pip install -q -r requirements-checkov.txt
+	touch $@
+
+lint: venv ## ruff, mypy, yamllint, shellcheck, hadolint, zizmor, workflow schema
+	scripts/lint
+
+validate: venv ## Render and validate every kustomization (scripts/validate)
+	$(PY) scripts/validate
+
+test: venv lint validate ## Everything CI runs: lint, validate, all tests (Docker, runsc, PostgreSQL)
+	$(VENV)/bin/pytest
+
+test-fast: venv ## Tests that need no Docker engine
+	$(VENV)/bin/pytest -m "not docker and not slow"
+
+local: venv ## Run one batch against a throwaway local PostgreSQL, print top users
+	$(PY) scripts/local-run
+
+bench: venv ## Throughput and memory figures of generate/aggregate
+	$(PY) scripts/bench
+
+isolation-demo: venv ## Same probe under runc, runsc and runsc+overlay here; comparison table
+	scripts/isolation-demo
+
+report: ## Pipeline and isolation results from the cluster's PostgreSQL
+	scripts/report
+
+up: ## Bring everything up on minikube (OVERLAY=minikube|no-gvisor)
+	bootstrap/up --overlay $(OVERLAY)
+
+dry-run: ## Print what `make up` would do
+	bootstrap/up --overlay $(OVERLAY) --dry-run
+
+down: ## Delete the minikube cluster
+	bootstrap/down
+
+overlay: ## Point the pipeline Application at OVERLAY (commit and push to deploy)
+	scripts/switch-overlay $(OVERLAY)

@@ -1,0 +1,1 @@
+"""Batch event pipeline: fake event generation and exactly-once aggregation into PostgreSQL."""
