@@ -1,0 +1,285 @@
+"""``generate-events``: write a deterministic batch of realistic fake events as JSON Lines.
+
+Speed comes from calling faker only while building small pools (names, products), then
+drawing every event from those pools with one ``random.Random(seed)``: the same seed (and the
+same package version) gives a byte-identical file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import BinaryIO
+
+from event_pipeline.model import EVENT_TYPES
+
+CHUNK_EVENTS = 20_000
+PROGRESS_MIN_COUNT = 1_000_000
+DEFAULT_USERS = 1000
+MAX_USERS = 10_000_000
+NAME_POOL = 300
+# Bits of one random draw per event: gap (ms to the previous event, mean 63.5 ms, so 1M events
+# span about 18 hours), duration, product, event type; the rest pick the user.
+GAP_BITS = 7
+DURATION_BITS = 12
+PRODUCT_BITS = 11
+EVENT_BITS = 7
+EVENT_TABLE = 1 << EVENT_BITS
+MAX_DURATION_S = 4 * 3600
+
+
+@dataclass(frozen=True)
+class Pools:
+    """Precomputed JSON fragments; events pick from them by index."""
+
+    users: list[str]  # user id per index
+    user_table: list[str]  # '"userId":"…"' fragments, repeated by activity weight
+    event_table: list[str]  # '"eventType":"…"' fragments, EVENT_TABLE entries by weight
+    products: list[str]  # '"productId":"…"' fragments
+    durations: list[int]  # 2**DURATION_BITS log-normal session lengths
+    start_ms: int
+
+
+def _letters(name: str) -> str:
+    return re.sub(r"[^a-z]", "", name.lower()) or "x"
+
+
+def build_pools(seed: int, users: int, start: datetime | None = None) -> Pools:
+    """Everything random that is not per event, with faker seeded from ``seed``."""
+    from faker import Faker  # imported here: it is slow to import and only needed once
+
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible fake data, not security
+    firsts = sorted({_letters(fake.first_name()) for _ in range(NAME_POOL)})
+    lasts = sorted({_letters(fake.last_name()) for _ in range(NAME_POOL)})
+    # first.lastN: names have no dot and no digit, so the index keeps ids unique.
+    user_ids = [f"{rng.choice(firsts)}.{rng.choice(lasts)}{i}" for i in range(users)]
+    # Activity follows a Zipf-like law (a few heavy users); every user gets at least one slot.
+    # Every table has a power-of-two size so one 64-bit draw indexes them all (see iter_chunks).
+    weights = [1.0 / (rank + 1) ** 0.8 for rank in range(users)]
+    rng.shuffle(weights)
+    size = 1 << max(16, (8 * users - 1).bit_length())
+    spare = size - users
+    total = sum(weights)
+    user_table: list[str] = []
+    for uid, weight in zip(user_ids, weights, strict=True):
+        user_table.extend([f'"userId":"{uid}"'] * (1 + int(weight / total * spare)))
+    user_table.extend(user_table[: size - len(user_table)])
+    weight_sum = sum(w for _, w in EVENT_TYPES)
+    counts = [w * EVENT_TABLE // weight_sum for _, w in EVENT_TYPES]
+    counts[0] += EVENT_TABLE - sum(counts)
+    event_table: list[str] = []
+    for (name, _), n in zip(EVENT_TYPES, counts, strict=True):
+        event_table.extend([f'"eventType":"{name}"'] * n)
+    products = [
+        f'"productId":"{fake.bothify("??-#####", letters="ABCDEFGHJKLMNPQRSTUVWXYZ")}"'
+        for _ in range(1 << PRODUCT_BITS)
+    ]
+    # Log-normal session lengths: median about 90 s, a long tail capped at 4 hours.
+    durations = [
+        min(MAX_DURATION_S, int(rng.lognormvariate(4.5, 1.2))) for _ in range(1 << DURATION_BITS)
+    ]
+    if start is None:
+        base = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+        start_ms = int(base) * 1000 + rng.randrange(365 * 86400) * 1000
+    else:
+        start_ms = int(start.timestamp() * 1000)
+    return Pools(user_ids, user_table, event_table, products, durations, start_ms)
+
+
+def iter_chunks(count: int, seed: int, pools: Pools) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(events_in_chunk, bytes)``; the hot loop uses only local names and arithmetic."""
+    rng = random.Random(seed ^ 0x5EED)  # noqa: S311 - reproducible fake data
+    user_bits = (len(pools.user_table) - 1).bit_length()
+    bits = rng.getrandbits
+    draw_bits = GAP_BITS + DURATION_BITS + PRODUCT_BITS + EVENT_BITS + user_bits
+    gmtime = time.gmtime
+    strftime = time.strftime
+    users = pools.user_table
+    events = pools.event_table
+    products = pools.products
+    durations = pools.durations
+    gap_mask = (1 << GAP_BITS) - 1
+    d_shift, d_mask = GAP_BITS, (1 << DURATION_BITS) - 1
+    p_shift, p_mask = d_shift + DURATION_BITS, (1 << PRODUCT_BITS) - 1
+    e_shift, e_mask = p_shift + PRODUCT_BITS, EVENT_TABLE - 1
+    u_shift = e_shift + EVENT_BITS
+    ms = pools.start_ms
+    last_s = -1
+    prefix = ""
+    done = 0
+    while done < count:
+        n = min(CHUNK_EVENTS, count - done)
+        out: list[str] = []
+        append = out.append
+        for _ in range(n):
+            r = bits(draw_bits)  # one draw per event: cheaper than five random() calls
+            ms += r & gap_mask
+            s, m = divmod(ms, 1000)
+            if s != last_s:
+                prefix = strftime('{"timestamp":"%Y-%m-%dT%H:%M:%S', gmtime(s))
+                last_s = s
+            append(
+                f'{prefix}.{m:03d}Z",'
+                f"{users[r >> u_shift]},"
+                f"{events[(r >> e_shift) & e_mask]},"
+                f"{products[(r >> p_shift) & p_mask]},"
+                f'"sessionDuration":{durations[(r >> d_shift) & d_mask]}}}\n'
+            )
+        done += n
+        yield n, "".join(out).encode("ascii")
+
+
+def write_events(
+    out: BinaryIO,
+    count: int,
+    seed: int,
+    pools: Pools,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    written = 0
+    for n, data in iter_chunks(count, seed, pools):
+        out.write(data)
+        written += n
+        if progress is not None:
+            progress(written)
+
+
+def _atomic_write(path: str, writer: Callable[[BinaryIO], None]) -> None:
+    """Write to a temp file in the target's directory, fsync, then rename over the target."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
+            writer(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the next step may run as another user
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress_oserror():
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+class _suppress_oserror:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
+        return isinstance(exc, OSError)
+
+
+def _progress_printer(count: int, started: float) -> Callable[[int], None]:
+    step = max(1, count // 10)
+    next_mark = [step]
+
+    def report(written: int) -> None:
+        if written >= next_mark[0] and written < count:
+            rate = written / max(time.perf_counter() - started, 1e-9)
+            print(
+                f"generate-events: {written:,}/{count:,} events ({rate:,.0f}/s)",
+                file=sys.stderr,
+                flush=True,
+            )
+            next_mark[0] = (written // step + 1) * step
+
+    return report
+
+
+def _parse_start(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 timestamp: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    if number > MAX_USERS:
+        raise argparse.ArgumentTypeError(f"must be <= {MAX_USERS}")
+    return number
+
+
+def _non_negative(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return number
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="generate-events",
+        description="Write COUNT fake events as JSON Lines; the same seed gives the same bytes.",
+    )
+    parser.add_argument("--count", type=_non_negative, required=True, help="number of events")
+    parser.add_argument("--seed", type=int, required=True, help="random seed (any integer)")
+    parser.add_argument("--output", required=True, help="output file (written atomically) or -")
+    parser.add_argument(
+        "--users", type=_positive, default=DEFAULT_USERS, help=f"user pool size ({DEFAULT_USERS})"
+    )
+    parser.add_argument(
+        "--start",
+        type=_parse_start,
+        help="timestamp of the first event (ISO-8601); default: derived from the seed",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    pools = build_pools(args.seed, args.users, args.start)
+    show_progress = not args.quiet and args.count >= PROGRESS_MIN_COUNT
+    progress = _progress_printer(args.count, started) if show_progress else None
+    try:
+        if args.output == "-":
+            write_events(sys.stdout.buffer, args.count, args.seed, pools, progress)
+            sys.stdout.buffer.flush()
+        else:
+            _atomic_write(
+                args.output,
+                lambda fh: write_events(fh, args.count, args.seed, pools, progress),
+            )
+    except BrokenPipeError:
+        # A reader that stops early (`| head`) is not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:
+        target = "stdout" if args.output == "-" else args.output
+        print(f"generate-events: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    elapsed = time.perf_counter() - started
+    if not args.quiet:
+        rate = args.count / elapsed if elapsed > 0 else math.inf
+        target = "stdout" if args.output == "-" else args.output
+        print(
+            f"generate-events: wrote {args.count:,} events ({args.users:,} users, seed "
+            f"{args.seed}) to {target} in {elapsed:.2f}s ({rate:,.0f} events/s)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

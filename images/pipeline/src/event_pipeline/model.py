@@ -1,0 +1,159 @@
+"""The event model shared by the generator and the aggregator.
+
+An event is one JSON object per line (JSON Lines):
+``{"timestamp": ISO-8601, "userId": str, "eventType": str, "productId": str,
+"sessionDuration": int seconds >= 0}``. Extra fields are allowed and ignored.
+
+``validate_line`` is the single definition of a valid line: the generator's output must pass
+it (a test checks that) and the aggregator rejects whatever fails it, with a reason.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Final
+
+import orjson
+
+FIELDS: Final = ("timestamp", "userId", "eventType", "productId", "sessionDuration")
+
+# Event types the generator emits, with their relative weights (a browse-heavy funnel).
+EVENT_TYPES: Final[tuple[tuple[str, int], ...]] = (
+    ("pageView", 50),
+    ("productView", 22),
+    ("search", 10),
+    ("addToCart", 8),
+    ("removeFromCart", 3),
+    ("checkoutStart", 4),
+    ("purchase", 3),
+)
+
+# A duration above 2**31-1 s (68 years) is not a session; the cap also keeps any per-user sum
+# of one batch far below the bigint limit (it would need more than 4e9 events to overflow).
+MAX_SESSION_DURATION: Final = 2**31 - 1
+BIGINT_MAX: Final = 2**63 - 1
+# Lines longer than this are rejected without being held in memory; real events are ~170 bytes.
+MAX_LINE_BYTES: Final = 64 * 1024
+MAX_ID_CHARS: Final = 256
+EXCERPT_CHARS: Final = 120
+UTF8_BOM: Final = b"\xef\xbb\xbf"
+
+
+class Rejected(Exception):
+    """A line that is not a valid event; ``str(exc)`` is the reason stored in the database."""
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _check_id(event: dict[str, Any], field: str) -> str:
+    value = event.get(field)
+    if type(value) is not str:
+        if value is None:
+            raise Rejected(f"missing field: {field}" if field not in event else f"null: {field}")
+        raise Rejected(f"wrong type: {field} must be a string, got {_type_name(value)}")
+    if not value or value.isspace():
+        raise Rejected(f"empty: {field}")
+    if len(value) > MAX_ID_CHARS:
+        raise Rejected(f"too long: {field} has {len(value)} characters (max {MAX_ID_CHARS})")
+    if not value.isprintable():
+        # Excludes NUL (PostgreSQL text cannot hold it), control characters and lone
+        # surrogates (not encodable as UTF-8).
+        raise Rejected(f"unprintable character in {field}")
+    return value
+
+
+def _duration_out_of_range(raw: bytes) -> bool:
+    """orjson turns integers beyond 64 bits into floats: ask the stdlib what the text said."""
+    try:
+        value = json.loads(raw).get("sessionDuration")
+    except (ValueError, AttributeError):
+        return False
+    return type(value) is int
+
+
+def validate_event(event: Any, raw: bytes = b"") -> tuple[str, int]:
+    """Return ``(userId, sessionDuration)`` of a parsed event or raise ``Rejected``."""
+    if type(event) is not dict:
+        raise Rejected(f"not a JSON object: got {_type_name(event)}")
+    ts = event.get("timestamp")
+    if type(ts) is not str:
+        if ts is None:
+            raise Rejected(
+                "missing field: timestamp" if "timestamp" not in event else "null: timestamp"
+            )
+        raise Rejected(f"wrong type: timestamp must be a string, got {_type_name(ts)}")
+    try:
+        datetime.fromisoformat(ts)
+    except ValueError:
+        raise Rejected(f"bad timestamp: {ts[:40]!r} is not ISO-8601") from None
+    user = _check_id(event, "userId")
+    _check_id(event, "eventType")
+    _check_id(event, "productId")
+    duration = event.get("sessionDuration")
+    if type(duration) is not int:  # bool is a subclass of int: `type() is` excludes it
+        if duration is None:
+            raise Rejected(
+                "missing field: sessionDuration"
+                if "sessionDuration" not in event
+                else "null: sessionDuration"
+            )
+        if (
+            type(duration) is float
+            and duration.is_integer()
+            and raw
+            and _duration_out_of_range(raw)
+        ):
+            raise Rejected(f"out of range: sessionDuration {duration:.0f} exceeds 64 bits")
+        raise Rejected(
+            f"wrong type: sessionDuration must be an integer, got {_type_name(duration)}"
+        )
+    if duration < 0:
+        raise Rejected(f"out of range: sessionDuration {duration} < 0")
+    if duration > MAX_SESSION_DURATION:
+        raise Rejected(f"out of range: sessionDuration {duration} > {MAX_SESSION_DURATION}")
+    return user, duration
+
+
+def reject_reason_for_unparsable(line: bytes, error: Exception) -> str:
+    """Reason for a line orjson could not parse (the slow path, taken only for bad lines)."""
+    if not line.strip():
+        return "empty line"
+    if line.startswith(UTF8_BOM):
+        return "byte order mark inside the file (only allowed at its start)"
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return "invalid UTF-8"
+    return f"invalid JSON: {str(error)[:160]}"
+
+
+def validate_line(line: bytes) -> tuple[str, int]:
+    """Parse and validate one line (without its newline); raise ``Rejected`` with a reason."""
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise Rejected(reject_reason_for_unparsable(line, exc)) from None
+    return validate_event(event, line)
+
+
+def excerpt(line: bytes) -> str:
+    """A short, printable, storable (no NUL) excerpt of a rejected line."""
+    text = line[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")[:EXCERPT_CHARS]
+    return text.replace("\x00", "\\0")
