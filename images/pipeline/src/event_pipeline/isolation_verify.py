@@ -185,9 +185,11 @@ def compare_variant(
     elif write_ok is False and reached:
         what = "probe reported a failed write, yet a marker of this run is on the node"
     elif reached:
-        what = "a marker of this run reached the node (probe output missing)"
+        what = "a marker of this run reached the node"
     else:
-        what = "nothing observed: no probe output and no marker on the node"
+        # Without the probe's output the verifier cannot tell a contained write from a failed
+        # or missing pod: say only what the node shows.
+        what = "no marker reached the node; whether the write succeeded inside is not known here"
 
     if variant == "C" and reached:
         notes.append("containment NOT observed: C's marker reached the node (overlay not applied?)")
@@ -229,8 +231,7 @@ def build_report(
     release = str(node_kernel.get("release"))
     rows = [
         compare_variant(v, rt[v], by_variant.get(v), markers.get(v), release)
-        for v in VARIANTS
-        if v in by_variant or v in markers
+        for v in VARIANTS  # every variant, even silent ones: an absent marker is an observation
     ]
     conclusions: list[str] = []
     verifier_sandboxed = gvisor_signature(node_kernel)
