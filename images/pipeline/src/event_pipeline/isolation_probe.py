@@ -357,7 +357,9 @@ def summary(result: Json) -> str:
     p = result["probes"]
     m = result["marker"]
     dm = k.get("dmesg", {}) if isinstance(k.get("dmesg"), dict) else {}
-    dmesg_line = dm.get("first_line") or f"unavailable {sorted(dm.get('errors', {}))}"
+    errs = dm.get("errors", {})
+    why = ", ".join(f"{m} {e.get('errno') or e.get('error')}" for m, e in sorted(errs.items()))
+    dmesg_line = dm.get("first_line") or f"unavailable ({why})"
     ks = p["kallsyms"]
     kallsyms = (
         f"readable, {ks.get('nonzero_addresses')} non-zero addresses in {ks.get('lines_read')}"
@@ -381,7 +383,7 @@ def summary(result: Json) -> str:
         f"  /proc/kallsyms : {kallsyms}",
         f"  /sys/kernel    : {sys_kernel}",
         f"  mount tmpfs    : {_fmt_probe(p['mount_tmpfs'], 'ok')}",
-        f"  mknod c 1:3    : {_fmt_probe(p['mknod'], 'ok')}",
+        f"  mknod c 1:3    : {_fmt_probe(p['mknod'], 'ok')} (in the container's /tmp)",
         f"  sysrq-trigger  : open for write {_fmt_probe(p['sysrq_trigger'], 'open_write_ok')}"
         " (nothing written)",
         f"  identity       : uid={result['identity'].get('uid')} "
