@@ -1,0 +1,1 @@
+"""Offline validation gate for the GitOps repo (see docs/validation.md)."""

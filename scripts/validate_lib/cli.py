@@ -1,0 +1,214 @@
+"""scripts/validate: render, schema-check, semantics and policy for the GitOps repo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import argocd, config, policy, render, schemas, semantics, upstream
+from .model import CLUSTER_SCOPED, Report, Resource, as_dict, as_list
+from .pods import PodUnit
+
+MAX_CRD_ANNOTATION = 262144  # client-side apply stores the object in an annotation
+
+
+def _label(p: Path) -> str:
+    rp = p.resolve()
+    if rp.is_relative_to(upstream.REPO_ROOT):
+        return str(rp.relative_to(upstream.REPO_ROOT)) or "."
+    return str(p)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="scripts/validate",
+        description="Offline validation gate (docs/validation.md). No PATH: every kustomization "
+        "in the repo. '-': rendered YAML on stdin. PATH: a kustomization dir or a YAML file.",
+    )
+    ap.add_argument("paths", nargs="*", metavar="PATH|-")
+    ap.add_argument(
+        "--profile",
+        help="runtime-class profile to apply (default: by path, "
+        "see targets in scripts/validate-config.yaml)",
+    )
+    ap.add_argument("--no-checkov", action="store_true", help="skip layer 4 (checkov)")
+    ap.add_argument(
+        "--list-pods",
+        action="store_true",
+        help="print every pod the render would create with its runtime class",
+    )
+    ap.add_argument("-q", "--quiet", action="store_true", help="print problems only")
+    args = ap.parse_args(argv)
+    t0 = time.monotonic()
+    scripts_dir = Path(__file__).resolve().parents[1]
+    cfg = config.load(scripts_dir)
+    report = Report()
+    renderer = render.Renderer(upstream.REPO_ROOT)
+    renders: dict[str, list[Resource]] = {}
+    dirs_of: dict[Path, str] = {}
+    nested_ok = 0
+    units_all: dict[str, list[PodUnit]] = {}
+    repo_mode = not args.paths
+    try:
+        targets: list[tuple[str, Path | None]] = []
+        if repo_mode:
+            found = render.discover(upstream.REPO_ROOT)
+            tops, nested = render.roots(found)
+            for d in nested:
+                if render.is_component(d):
+                    continue
+                if renderer.render(d, _label(d), report) is not None:
+                    nested_ok += 1
+                dirs_of[d.resolve()] = _label(d)
+            targets = [(_label(d), d) for d in tops if not render.is_component(d)]
+        else:
+            for a in args.paths:
+                if a == "-":
+                    targets.append(("-", None))
+                else:
+                    targets.append((_label(Path(a)), Path(a)))
+        for label, path in targets:
+            if path is None or path.is_file():
+                resources = render.load_file(path, label, report)
+            elif path.is_dir():
+                resources = renderer.render(path, label, report)
+                dirs_of[path.resolve()] = label
+            else:
+                report.add("render", None, "", "no such file or directory", source=label)
+                continue
+            if resources is None:
+                continue
+            renders[label] = resources
+            schemas.check(resources, report, set(cfg.allowed_kinds))
+            profile = args.profile or cfg.profile_for(label)
+            units_all[label] = semantics.check(resources, cfg, report, profile, label)
+        if repo_mode:
+            _global_checks(renders, dirs_of, renderer, cfg, report)
+        ck = policy.CheckovResult(ran=False)
+        if not args.no_checkov and renders:
+            ck = policy.run(renders, cfg, report)
+    finally:
+        renderer.close()
+    if args.list_pods:
+        for label, units in units_all.items():
+            print(f"# {label}")
+            print(semantics.dump_units(units))
+    problems = report.unique()
+    for p in problems:
+        print(p.format())
+    n_res = sum(len(v) for v in renders.values())
+    n_up = sum(1 for v in renders.values() for r in v if r.upstream)
+    summary = (
+        f"{len(renders)} render(s)"
+        + (f" + {nested_ok} nested kustomization(s) rendered" if repo_mode else "")
+        + f", {n_res} objects ({n_up} from pinned upstream releases)"
+        + (
+            f", checkov {ck.passed} passed / {ck.failed} failed / {ck.skipped} skipped by config"
+            if ck.ran
+            else ", checkov not run"
+        )
+        + f", {time.monotonic() - t0:.1f}s"
+    )
+    if problems:
+        print(f"FAILED: {len(problems)} problem(s); {summary}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"OK: {summary}")
+    return 0
+
+
+def _global_checks(
+    renders: dict[str, list[Resource]],
+    dirs_of: dict[Path, str],
+    renderer: render.Renderer,
+    cfg: config.Config,
+    report: Report,
+) -> None:
+    """Checks across renders: what each Application applies, Argo executor vs Pod Security."""
+    apps = [r for v in renders.values() for r in v if r.kind == "Application" and not r.upstream]
+    projects = {r.name: r for v in renders.values() for r in v if r.kind == "AppProject"}
+    for app, _field, d in argocd.app_paths(apps):
+        label = dirs_of.get(d)
+        if label is None:
+            continue  # path not a kustomization here (reported by the Application check)
+        rendered = renders.get(label)
+        if rendered is None:
+            rendered = renderer.render(d, label, Report()) or []
+        proj = projects.get(str(app.spec.get("project")))
+        argocd.check_project_kinds(app, proj, rendered, report, CLUSTER_SCOPED)
+        big = [
+            r.name
+            for r in rendered
+            if r.kind == "CustomResourceDefinition" and len(str(r.obj)) > MAX_CRD_ANNOTATION
+        ]
+        opts = [str(o) for o in as_list(as_dict(app.spec.get("syncPolicy")).get("syncOptions"))]
+        if big and "ServerSideApply=true" not in opts and "Replace=true" not in opts:
+            report.add(
+                "semantics",
+                app,
+                "spec.syncPolicy.syncOptions",
+                f"applies CRDs too large for client-side apply ({', '.join(big[:3])}...): "
+                "needs ServerSideApply=true",
+            )
+    _check_executor_psa(renders, report)
+
+
+def _check_executor_psa(renders: dict[str, list[Resource]], report: Report) -> None:
+    """Argo's init/wait containers take their securityContext from the controller's executor
+    config; in a namespace enforcing Pod Security 'restricted' they must comply too."""
+    from . import yamlio
+
+    restricted = set()
+    for v in renders.values():
+        for r in v:
+            if (
+                r.kind == "Namespace"
+                and as_dict(r.meta.get("labels")).get("pod-security.kubernetes.io/enforce")
+                == "restricted"
+            ):
+                restricted.add(r.name)
+    argo_ns = {
+        r.namespace
+        for v in renders.values()
+        for r in v
+        if r.kind in ("WorkflowTemplate", "CronWorkflow", "Workflow") and not r.upstream
+    }
+    affected = sorted(n for n in argo_ns & restricted if n)
+    if not affected:
+        return
+    cms = [
+        r
+        for v in renders.values()
+        for r in v
+        if r.kind == "ConfigMap" and r.name == "workflow-controller-configmap"
+    ]
+    if not cms:
+        return  # the controller config is not part of this repo's renders
+    for cm in cms:
+        data = as_dict(cm.obj.get("data"))
+        executor: object = None
+        if "executor" in data:
+            executor = yamlio.load(str(data["executor"]))
+        elif "config" in data:
+            executor = as_dict(yamlio.load(str(data["config"]))).get("executor")
+        sc = as_dict(as_dict(executor).get("securityContext"))
+        missing = []
+        if sc.get("allowPrivilegeEscalation") is not False:
+            missing.append("allowPrivilegeEscalation: false")
+        if "ALL" not in [str(x) for x in as_list(as_dict(sc.get("capabilities")).get("drop"))]:
+            missing.append("capabilities.drop [ALL]")
+        if sc.get("runAsNonRoot") is not True:
+            missing.append("runAsNonRoot: true")
+        if as_dict(sc.get("seccompProfile")).get("type") != "RuntimeDefault":
+            missing.append("seccompProfile RuntimeDefault")
+        if missing:
+            report.add(
+                "semantics",
+                cm,
+                "data.executor.securityContext",
+                f"workflows run in namespace(s) {', '.join(affected)} enforcing Pod "
+                f"Security 'restricted', but Argo's init/wait containers lack "
+                f"{', '.join(missing)}",
+            )

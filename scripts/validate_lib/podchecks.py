@@ -1,0 +1,497 @@
+"""Layer 3 for every pod: resources, security context, images, volumes, references."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from typing import Any
+
+from . import schemas
+from .config import Config
+from .model import Obj, Report, Resource, as_dict, as_list, jpath
+from .pods import PodUnit
+
+SENSITIVE_HOSTPATHS = (
+    "/",
+    "/etc",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/root",
+    "/boot",
+    "/var/run",
+    "/run",
+    "/var/lib/kubelet",
+    "/var/lib/docker",
+    "/var/lib/containerd",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/home",
+)
+_QTY = re.compile(r"^([0-9.]+)([a-zA-Z]*)$")
+_SUFFIX = {
+    "": 1.0,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "Ki": 1024.0,
+    "Mi": 1024.0**2,
+    "Gi": 1024.0**3,
+    "Ti": 1024.0**4,
+}
+
+
+def quantity(v: Any) -> float | None:
+    m = _QTY.match(str(v))
+    if not m or m.group(2) not in _SUFFIX:
+        return None
+    try:
+        return float(m.group(1)) * _SUFFIX[m.group(2)]
+    except ValueError:
+        return None
+
+
+class Index:
+    """Objects of one render, by kind/namespace/name."""
+
+    def __init__(self, resources: list[Resource]) -> None:
+        self.resources = resources
+        self.by_key: dict[tuple[str, str | None, str], Resource] = {}
+        for r in resources:
+            self.by_key[(r.kind, r.namespace, r.name)] = r
+
+    def get(self, kind: str, namespace: str | None, name: str) -> Resource | None:
+        return self.by_key.get((kind, namespace, name))
+
+    def of_kind(self, kind: str) -> list[Resource]:
+        return [r for r in self.resources if r.kind == kind]
+
+
+def image_problem(image: str, cfg: Config) -> str | None:
+    if not image:
+        return "no image"
+    if "{{" in image:
+        return None if "}}" in image else "unbalanced {{ in image"
+    repo, digest = image, ""
+    if "@" in image:
+        repo, digest = image.split("@", 1)
+    tag = ""
+    last = repo.rsplit("/", 1)[-1]
+    if ":" in last:
+        repo, tag = repo.rsplit(":", 1)
+    if not tag and not digest:
+        if "/" not in repo:
+            return (
+                f"image {image!r} has no tag (a logical name that kustomize `images:` did not "
+                "rewrite? check the configurations: fieldSpec for Argo CRs)"
+            )
+        return f"image {image!r} has no tag: pin a version"
+    if tag == "latest":
+        return f"image {image!r} uses :latest: pin a version"
+    for rx in cfg.repo_images:
+        if re.fullmatch(rx, repo):
+            if tag and not re.fullmatch(cfg.repo_image_tag, tag):
+                return f"image {image!r}: tag {tag!r} does not match {cfg.repo_image_tag}"
+            return None
+    for u in cfg.upstream_images:
+        if repo == u.get("repository") or (
+            repo.startswith("docker.io/")
+            and repo.split("/", 1)[1] in (u.get("repository"), f"library/{u.get('repository')}")
+        ):
+            if digest or re.fullmatch(str(u.get("tag", ".+")), tag):
+                return None
+            return (
+                f"image {image!r}: tag {tag!r} is not the pinned upstream tag "
+                f"(allowed: {u.get('tag')})"
+            )
+    return (
+        f"image {image!r} is neither built by this repo nor a declared upstream image "
+        "(upstream_images in scripts/validate-config.yaml)"
+    )
+
+
+def _sc_problems(c: Obj, pod_sc: Obj) -> list[tuple[str, str, str]]:
+    """(check id, field, reason) for one container's effective security context."""
+    sc = as_dict(c.get("securityContext"))
+    out = []
+    if not sc:
+        out.append(("securityContext", "securityContext", "no securityContext"))
+    if sc.get("privileged") is True:
+        out.append(("privileged", "securityContext.privileged", "privileged container"))
+    if sc.get("allowPrivilegeEscalation") is not False:
+        out.append(
+            (
+                "allowPrivilegeEscalation",
+                "securityContext.allowPrivilegeEscalation",
+                "must be false",
+            )
+        )
+    caps = as_dict(sc.get("capabilities"))
+    if "ALL" not in [str(x) for x in as_list(caps.get("drop"))]:
+        out.append(("dropAll", "securityContext.capabilities.drop", "must include ALL"))
+    added = [str(x) for x in as_list(caps.get("add")) if str(x) != "NET_BIND_SERVICE"]
+    if added:
+        out.append(
+            ("capabilitiesAdd", "securityContext.capabilities.add", f"adds capabilities {added}")
+        )
+    if sc.get("readOnlyRootFilesystem") is not True:
+        out.append(
+            ("readOnlyRootFilesystem", "securityContext.readOnlyRootFilesystem", "must be true")
+        )
+    non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
+    uid = sc.get("runAsUser", pod_sc.get("runAsUser"))
+    if non_root is not True:
+        out.append(
+            (
+                "runAsNonRoot",
+                "securityContext.runAsNonRoot",
+                "runAsNonRoot must be true (container or pod level)",
+            )
+        )
+    if uid == 0:
+        out.append(("runAsNonRoot", "securityContext.runAsUser", "runs as UID 0"))
+    seccomp = as_dict(sc.get("seccompProfile")) or as_dict(pod_sc.get("seccompProfile"))
+    if seccomp.get("type") not in ("RuntimeDefault", "Localhost"):
+        out.append(
+            (
+                "seccomp",
+                "securityContext.seccompProfile.type",
+                "seccompProfile RuntimeDefault required (container or pod level)",
+            )
+        )
+    return out
+
+
+def check_units(
+    units: list[PodUnit], idx: Index, cfg: Config, report: Report, psa: dict[str, str]
+) -> None:
+    for u in units:
+        if u.derived:
+            continue
+        _check_unit(u, idx, cfg, report, psa)
+
+
+def _exists(idx: Index, cfg: Config, kind: str, ns: str | None, name: str) -> bool:
+    return idx.get(kind, ns, name) is not None or cfg.external_obj(kind, name, ns) is not None
+
+
+def _check_unit(u: PodUnit, idx: Index, cfg: Config, report: Report, psa: dict[str, str]) -> None:
+    r = u.res
+    pod = u.pod
+    pod_sc = as_dict(pod.get("securityContext"))
+    level = psa.get(u.namespace or "", "")
+    for flag in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(flag) is True:
+            report.add("semantics", r, jpath(u.path, flag), f"{flag} is not allowed")
+    # Volumes
+    for i, v in enumerate(as_list(pod.get("volumes"))):
+        v = as_dict(v)
+        vpath = jpath(u.path, "volumes", i)
+        hp = as_dict(v.get("hostPath"))
+        if hp:
+            p = str(hp.get("path", "")).rstrip("/") or "/"
+            if u.namespace not in cfg.hostpath_namespaces:
+                report.add(
+                    "semantics",
+                    r,
+                    jpath(vpath, "hostPath"),
+                    f"hostPath outside the namespaces allowed to use it "
+                    f"({', '.join(cfg.hostpath_namespaces) or 'none'})",
+                )
+            if p in SENSITIVE_HOSTPATHS or any(
+                fnmatch.fnmatchcase(p, f) for f in cfg.forbidden_hostpaths
+            ):
+                report.add(
+                    "semantics",
+                    r,
+                    jpath(vpath, "hostPath", "path"),
+                    f"hostPath {p!r} exposes the node's {'root ' if p == '/' else ''}"
+                    "filesystem: use a dedicated directory",
+                )
+            if level in ("baseline", "restricted"):
+                report.add(
+                    "semantics",
+                    r,
+                    jpath(vpath, "hostPath"),
+                    f"namespace {u.namespace} enforces Pod Security {level!r}, "
+                    "which rejects hostPath volumes",
+                )
+        sec = as_dict(v.get("secret"))
+        if sec and not sec.get("optional"):
+            _ref(
+                idx,
+                cfg,
+                report,
+                r,
+                u.namespace,
+                "Secret",
+                sec.get("secretName"),
+                jpath(vpath, "secret", "secretName"),
+                None,
+            )
+        cm = as_dict(v.get("configMap"))
+        if cm and not cm.get("optional"):
+            _ref(
+                idx,
+                cfg,
+                report,
+                r,
+                u.namespace,
+                "ConfigMap",
+                cm.get("name"),
+                jpath(vpath, "configMap", "name"),
+                None,
+            )
+        pvc = as_dict(v.get("persistentVolumeClaim"))
+        if pvc and pvc.get("claimName") not in u.claim_templates:
+            _ref(
+                idx,
+                cfg,
+                report,
+                r,
+                u.namespace,
+                "PersistentVolumeClaim",
+                pvc.get("claimName"),
+                jpath(vpath, "persistentVolumeClaim", "claimName"),
+                None,
+            )
+        for j, src in enumerate(as_list(as_dict(v.get("projected")).get("sources"))):
+            src = as_dict(src)
+            for kind, key in (("Secret", "secret"), ("ConfigMap", "configMap")):
+                ref = as_dict(src.get(key))
+                if ref and not ref.get("optional"):
+                    _ref(
+                        idx,
+                        cfg,
+                        report,
+                        r,
+                        u.namespace,
+                        kind,
+                        ref.get("name"),
+                        jpath(vpath, "projected", "sources", j, key, "name"),
+                        None,
+                    )
+    for i, s in enumerate(as_list(pod.get("imagePullSecrets"))):
+        _ref(
+            idx,
+            cfg,
+            report,
+            r,
+            u.namespace,
+            "Secret",
+            as_dict(s).get("name"),
+            jpath(u.path, "imagePullSecrets", i, "name"),
+            None,
+        )
+    # Service account
+    sa = pod.get("serviceAccountName")
+    if sa and sa != "default" and not _exists(idx, cfg, "ServiceAccount", u.namespace, str(sa)):
+        report.add(
+            "semantics",
+            r,
+            jpath(u.path, "serviceAccountName"),
+            f"ServiceAccount {u.namespace}/{sa} is not in the render nor declared external",
+        )
+    # Runtime class
+    if u.runtime_class and not _exists(idx, cfg, "RuntimeClass", None, u.runtime_class):
+        report.add(
+            "semantics",
+            r,
+            u.runtime_class_path,
+            f"RuntimeClass {u.runtime_class!r} is not in the render nor declared external",
+        )
+    # Containers
+    names: set[str] = set()
+    for c in u.containers:
+        _check_container(u, c.obj, c.path, c.name, c.role, pod_sc, idx, cfg, report, level)
+        if c.name in names and not u.argo:
+            report.add("semantics", r, jpath(c.path, "name"), f"duplicate container name {c.name}")
+        names.add(c.name)
+
+
+def _ref(
+    idx: Index,
+    cfg: Config,
+    report: Report,
+    r: Resource,
+    ns: str | None,
+    kind: str,
+    name: Any,
+    path: str,
+    key: Any,
+) -> None:
+    if not name:
+        report.add("semantics", r, path, f"{kind} reference without a name")
+        return
+    name = str(name)
+    if "{{" in name:
+        return
+    found = idx.get(kind, ns, name)
+    if found is not None:
+        if key is not None:
+            data = set(as_dict(found.obj.get("data"))) | set(as_dict(found.obj.get("stringData")))
+            data |= set(as_dict(found.obj.get("binaryData")))
+            if str(key) not in data:
+                report.add("semantics", r, path, f"{kind} {ns}/{name} has no key {key!r}")
+        return
+    ext = cfg.external_obj(kind, name, ns)
+    if ext is None:
+        report.add(
+            "semantics",
+            r,
+            path,
+            f"{kind} {ns}/{name} is not in the render nor declared in "
+            "scripts/external-objects.yaml",
+        )
+        return
+    if key is not None and ext.keys is not None and str(key) not in ext.keys:
+        report.add(
+            "semantics", r, path, f"{kind} {ns}/{name} (external) is declared without key {key!r}"
+        )
+
+
+def _check_container(
+    u: PodUnit,
+    c: Obj,
+    path: str,
+    name: str,
+    role: str,
+    pod_sc: Obj,
+    idx: Index,
+    cfg: Config,
+    report: Report,
+    level: str,
+) -> None:
+    r = u.res
+    ckey = f"{u.key}/{name}"
+    # Image
+    prob = image_problem(str(c.get("image") or ""), cfg)
+    if prob:
+        report.add("semantics", r, jpath(path, "image"), prob)
+    # Resources
+    res = as_dict(c.get("resources"))
+    for sect in ("requests", "limits"):
+        vals = as_dict(res.get(sect))
+        missing = [k for k in ("cpu", "memory") if k not in vals]
+        if missing and not cfg.exception_for(ckey, "resources"):
+            report.add(
+                "semantics",
+                r,
+                jpath(path, "resources", sect),
+                f"missing {sect} for {', '.join(missing)}",
+            )
+    for k in ("cpu", "memory"):
+        rq = quantity(as_dict(res.get("requests")).get(k, ""))
+        lm = quantity(as_dict(res.get("limits")).get(k, ""))
+        if rq is not None and lm is not None and rq > lm:
+            report.add("semantics", r, jpath(path, "resources"), f"{k} request exceeds its limit")
+    # Security context
+    for check_id, field_, reason in _sc_problems(c, pod_sc):
+        if check_id == "securityContext":
+            # One message instead of one per missing field.
+            if not cfg.exception_for(ckey, "securityContext"):
+                report.add(
+                    "policy",
+                    r,
+                    jpath(path, field_),
+                    "no securityContext (need runAsNonRoot, allowPrivilegeEscalation "
+                    "false, capabilities drop ALL, readOnlyRootFilesystem, seccomp "
+                    "RuntimeDefault)",
+                )
+                return
+            continue
+        why = cfg.exception_for(ckey, check_id)
+        if why and level == "restricted" and check_id != "readOnlyRootFilesystem":
+            report.add(
+                "policy",
+                r,
+                jpath(path, field_),
+                f"{reason}: exception declared, but namespace {u.namespace} enforces "
+                "Pod Security 'restricted', which rejects it",
+            )
+            continue
+        if why:
+            continue
+        report.add("policy", r, jpath(path, field_), reason)
+    # Volume mounts
+    seen: set[str] = set()
+    for i, m in enumerate(as_list(c.get("volumeMounts"))):
+        m = as_dict(m)
+        vname = str(m.get("name"))
+        if vname not in u.volume_names:
+            report.add(
+                "semantics",
+                r,
+                jpath(path, "volumeMounts", i, "name"),
+                f"volumeMount {vname!r} has no matching volume "
+                f"(volumes: {', '.join(sorted(u.volume_names)) or 'none'})",
+            )
+        mp = str(m.get("mountPath"))
+        if mp in seen:
+            report.add(
+                "semantics",
+                r,
+                jpath(path, "volumeMounts", i, "mountPath"),
+                f"duplicate mountPath {mp}",
+            )
+        seen.add(mp)
+    # Env references
+    for i, e in enumerate(as_list(c.get("env"))):
+        vf = as_dict(as_dict(e).get("valueFrom"))
+        for kind, key in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
+            ref = as_dict(vf.get(key))
+            if ref and not ref.get("optional"):
+                _ref(
+                    idx,
+                    cfg,
+                    report,
+                    r,
+                    u.namespace,
+                    kind,
+                    ref.get("name"),
+                    jpath(path, "env", i, "valueFrom", key),
+                    ref.get("key"),
+                )
+    for i, e in enumerate(as_list(c.get("envFrom"))):
+        e = as_dict(e)
+        for kind, key in (("Secret", "secretRef"), ("ConfigMap", "configMapRef")):
+            ref = as_dict(e.get(key))
+            if ref and not ref.get("optional"):
+                _ref(
+                    idx,
+                    cfg,
+                    report,
+                    r,
+                    u.namespace,
+                    kind,
+                    ref.get("name"),
+                    jpath(path, "envFrom", i, key, "name"),
+                    None,
+                )
+
+
+def check_patches(u: PodUnit, report: Report) -> None:
+    """podSpecPatch parses and names real PodSpec fields (unknown fields rejected)."""
+    spec_name = "io.k8s.api.core.v1.PodSpec"
+    for ppath, parsed in u.patches:
+        if not isinstance(parsed, dict):
+            report.add("semantics", u.res, ppath, "podSpecPatch is not a mapping")
+            continue
+        v = schemas.definition_validator(spec_name, partial=True)
+        for epath, msg in schemas._errors(v, parsed):
+            report.add("semantics", u.res, f"{ppath} -> {epath or '.'}", f"podSpecPatch: {msg}")
+        allowed = {c.name for c in u.containers} | {"main", "wait", "init"}
+        for i, c in enumerate(as_list(parsed.get("containers"))):
+            cname = as_dict(c).get("name")
+            if cname not in allowed:
+                report.add(
+                    "semantics",
+                    u.res,
+                    f"{ppath} -> containers[{i}].name",
+                    f"podSpecPatch container {cname!r} matches no container of the pod "
+                    f"({', '.join(sorted(allowed))}); it would add an invalid container",
+                )

@@ -1,0 +1,287 @@
+"""Every pod a rendered object would create, with the fields the checks need.
+
+Kubernetes workloads give their pod template. Argo Workflows objects give one pod per
+container/script/containerSet template, assembled the way the controller does it: workflow-level
+fields, templateDefaults, the template's own fields, then podSpecPatch (workflow level, then
+template level). A CronWorkflow (or Workflow) with workflowTemplateRef is merged with the
+referenced WorkflowTemplate.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .model import Obj, Resource, as_dict, as_list, jpath
+
+POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": (),
+    "Deployment": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "ReplicationController": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+}
+ARGO_WF_KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
+POD_TEMPLATE_TYPES = ("container", "script", "containerSet")
+VAR_RE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+
+
+@dataclass
+class Container:
+    path: str
+    obj: Obj
+    name: str
+    role: str  # main | init | sidecar
+
+
+@dataclass
+class PodUnit:
+    res: Resource
+    key: str  # Kind/namespace/name[:template]
+    path: str  # field path of the pod spec or Argo template
+    namespace: str | None
+    pod: Obj  # pod-level fields (securityContext, volumes, serviceAccountName, ...)
+    containers: list[Container]
+    volume_names: set[str]
+    claim_templates: set[str]
+    annotations: dict[str, str]
+    runtime_class: str | None
+    runtime_class_path: str
+    argo: bool = False
+    derived: bool = False  # built from another object's templates: skip per-container checks
+    patches: list[tuple[str, Any]] = field(default_factory=list)  # (path, parsed podSpecPatch)
+
+
+def parse_patch(text: str) -> Any:
+    """podSpecPatch as Argo reads it: JSON or YAML, after {{...}} substitution."""
+    placeholder = VAR_RE.sub("0", text)
+    try:
+        return json.loads(placeholder)
+    except ValueError:
+        return yaml.safe_load(placeholder)
+
+
+def _get(obj: Any, path: tuple[str, ...]) -> Any:
+    for p in path:
+        obj = as_dict(obj).get(p)
+    return obj
+
+
+def k8s_units(r: Resource) -> list[PodUnit]:
+    path = POD_TEMPLATE_PATHS.get(r.kind)
+    if path is None:
+        return []
+    tmpl = as_dict(_get(r.obj, path))
+    spec = as_dict(tmpl.get("spec"))
+    meta = as_dict(tmpl.get("metadata"))
+    base = jpath(*path, "spec")
+    containers = [
+        Container(jpath(base, "containers", i), as_dict(c), str(as_dict(c).get("name")), "main")
+        for i, c in enumerate(as_list(spec.get("containers")))
+    ] + [
+        Container(jpath(base, "initContainers", i), as_dict(c), str(as_dict(c).get("name")), "init")
+        for i, c in enumerate(as_list(spec.get("initContainers")))
+    ]
+    claims = set()
+    if r.kind == "StatefulSet":
+        claims = {
+            str(as_dict(c.get("metadata")).get("name"))
+            for c in as_list(r.spec.get("volumeClaimTemplates"))
+            if isinstance(c, dict)
+        }
+    vols = {str(as_dict(v).get("name")) for v in as_list(spec.get("volumes"))}
+    ann = {str(k): str(v) for k, v in as_dict(meta.get("annotations")).items()}
+    rc = spec.get("runtimeClassName")
+    return [
+        PodUnit(
+            res=r,
+            key=r.ident,
+            path=base,
+            namespace=r.namespace,
+            pod=spec,
+            containers=containers,
+            volume_names=vols | claims,
+            claim_templates=claims,
+            annotations=ann,
+            runtime_class=str(rc) if rc else None,
+            runtime_class_path=jpath(base, "runtimeClassName"),
+        )
+    ]
+
+
+def workflow_spec_path(r: Resource) -> str:
+    return "spec.workflowSpec" if r.kind == "CronWorkflow" else "spec"
+
+
+def own_workflow_spec(r: Resource) -> Obj:
+    if r.kind == "CronWorkflow":
+        return as_dict(r.spec.get("workflowSpec"))
+    return r.spec
+
+
+def find_template_resource(
+    resources: list[Resource], name: str, namespace: str | None, cluster: bool
+) -> Resource | None:
+    kind = "ClusterWorkflowTemplate" if cluster else "WorkflowTemplate"
+    for x in resources:
+        if x.kind == kind and x.name == name and (cluster or x.namespace == namespace):
+            return x
+    return None
+
+
+def merge(base: Any, over: Any) -> Any:
+    """Deep merge for mappings (over wins); lists and scalars are replaced."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = merge(base.get(k), v) if k in base else v
+        return out
+    return copy.deepcopy(over)
+
+
+def effective_spec(r: Resource, resources: list[Resource]) -> tuple[Obj, Resource | None]:
+    """WorkflowSpec as the controller would run it, and the WorkflowTemplate it came from."""
+    spec = own_workflow_spec(r)
+    ref = as_dict(spec.get("workflowTemplateRef"))
+    if not ref.get("name"):
+        return spec, None
+    target = find_template_resource(
+        resources, str(ref["name"]), r.namespace, bool(ref.get("clusterScope"))
+    )
+    if target is None:
+        return spec, None
+    merged = merge(target.spec, {k: v for k, v in spec.items() if k != "workflowTemplateRef"})
+    return merged, target
+
+
+def argo_units(r: Resource, resources: list[Resource]) -> list[PodUnit]:
+    if r.kind not in ARGO_WF_KINDS:
+        return []
+    spec, via = effective_spec(r, resources)
+    derived = via is not None
+    base = workflow_spec_path(r)
+    if derived and via is not None:
+        base = f"(via WorkflowTemplate {via.name}) spec"
+    defaults = as_dict(spec.get("templateDefaults"))
+    wf_patch_raw = spec.get("podSpecPatch")
+    wf_vols = {str(as_dict(v).get("name")) for v in as_list(spec.get("volumes"))}
+    claims = {
+        str(as_dict(as_dict(c).get("metadata")).get("name"))
+        for c in as_list(spec.get("volumeClaimTemplates"))
+    }
+    pod_meta_ann = as_dict(as_dict(spec.get("podMetadata")).get("annotations"))
+    units = []
+    for i, t0 in enumerate(as_list(spec.get("templates"))):
+        t = merge(defaults, as_dict(t0)) if defaults else as_dict(t0)
+        if not any(k in t for k in POD_TEMPLATE_TYPES):
+            continue
+        tpath = jpath(base, "templates", i)
+        containers = []
+        if isinstance(t.get("container"), dict):
+            containers.append(Container(jpath(tpath, "container"), t["container"], "main", "main"))
+        if isinstance(t.get("script"), dict):
+            containers.append(Container(jpath(tpath, "script"), t["script"], "main", "main"))
+        for j, c in enumerate(as_list(as_dict(t.get("containerSet")).get("containers"))):
+            c = as_dict(c)
+            containers.append(
+                Container(
+                    jpath(tpath, "containerSet", "containers", j), c, str(c.get("name")), "main"
+                )
+            )
+        for key, role in (("initContainers", "init"), ("sidecars", "sidecar")):
+            for j, c in enumerate(as_list(t.get(key))):
+                c = as_dict(c)
+                containers.append(Container(jpath(tpath, key, j), c, str(c.get("name")), role))
+        pod: Obj = {}
+        for k in (
+            "securityContext",
+            "serviceAccountName",
+            "automountServiceAccountToken",
+            "hostNetwork",
+            "imagePullSecrets",
+            "executor",
+            "nodeSelector",
+        ):
+            if k in spec:
+                pod[k] = spec[k]
+        for k in (
+            "securityContext",
+            "serviceAccountName",
+            "automountServiceAccountToken",
+            "executor",
+            "nodeSelector",
+        ):
+            if k in t:
+                pod[k] = t[k]
+        vols = wf_vols | {str(as_dict(v).get("name")) for v in as_list(t.get("volumes"))}
+        pod["volumes"] = as_list(spec.get("volumes")) + as_list(t.get("volumes"))
+        ann = {str(k): str(v) for k, v in pod_meta_ann.items()}
+        ann.update(
+            {
+                str(k): str(v)
+                for k, v in as_dict(as_dict(t.get("metadata")).get("annotations")).items()
+            }
+        )
+        rc: str | None = None
+        rc_path = ""
+        patches: list[tuple[str, Any]] = []
+        for ppath, raw in (
+            (jpath(base, "podSpecPatch"), wf_patch_raw),
+            (jpath(tpath, "podSpecPatch"), t.get("podSpecPatch")),
+        ):
+            if not isinstance(raw, str):
+                continue
+            try:
+                parsed = parse_patch(raw)
+            except (ValueError, yaml.YAMLError):
+                continue  # reported by the podSpecPatch check
+            patches.append((ppath, parsed))
+            if isinstance(parsed, dict):
+                if "runtimeClassName" in parsed:
+                    rc = parsed["runtimeClassName"] or None
+                    rc_path = jpath(ppath, "runtimeClassName")
+                for k in (
+                    "securityContext",
+                    "hostNetwork",
+                    "automountServiceAccountToken",
+                    "serviceAccountName",
+                ):
+                    if k in parsed:
+                        pod[k] = merge(pod.get(k), parsed[k])
+        units.append(
+            PodUnit(
+                res=r,
+                key=f"{r.ident}:{t.get('name')}",
+                path=tpath,
+                namespace=r.namespace,
+                pod=pod,
+                containers=containers,
+                volume_names=vols | claims,
+                claim_templates=claims,
+                annotations=ann,
+                runtime_class=str(rc) if rc else None,
+                runtime_class_path=rc_path or jpath(tpath, "podSpecPatch"),
+                argo=True,
+                derived=derived,
+                patches=patches,
+            )
+        )
+    return units
+
+
+def all_units(resources: list[Resource]) -> list[PodUnit]:
+    out = []
+    for r in resources:
+        if r.upstream:
+            continue
+        out.extend(k8s_units(r))
+        out.extend(argo_units(r, resources))
+    return out

@@ -1,0 +1,138 @@
+"""Layer 4: checkov on the rendered output of this repo (pinned upstream objects excluded).
+
+Skips live in ONE place, scripts/validate-config.yaml (`checkov_skips`), each with the objects
+it covers and the reason; the manifests carry no checkov annotations.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import upstream, yamlio
+from .config import Config
+from .model import Report, Resource
+
+CHECKOV = Path(
+    os.environ.get(
+        "VALIDATE_CHECKOV", str(upstream.REPO_ROOT / ".venv-checkov" / "bin" / "checkov")
+    )
+)
+TIMEOUT = 600
+
+
+@dataclass
+class CheckovResult:
+    ran: bool
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+def _checkov_id(r: Resource) -> str:
+    return f"{r.kind}.{r.namespace or 'default'}.{r.name}"
+
+
+def run(groups: dict[str, list[Resource]], cfg: Config, report: Report) -> CheckovResult:
+    if not CHECKOV.exists():
+        report.add(
+            "policy",
+            None,
+            "",
+            f"checkov not found at {CHECKOV} (run `make venv`)",
+            source="checkov",
+        )
+        return CheckovResult(ran=False)
+    with tempfile.TemporaryDirectory(prefix="validate-checkov-") as tmp:
+        files: dict[str, str] = {}
+        ids: dict[tuple[str, str], Resource] = {}
+        for i, (label, resources) in enumerate(sorted(groups.items())):
+            own = [r for r in resources if not r.upstream]
+            if not own:
+                continue
+            fname = f"render-{i}.yaml"
+            Path(tmp, fname).write_text(yamlio.dump_all([r.obj for r in own]))
+            files[fname] = label
+            for r in own:
+                ids[(fname, _checkov_id(r))] = r
+        if not files:
+            return CheckovResult(ran=True)
+        env = dict(
+            os.environ,
+            BC_SKIP_MAPPING="TRUE",
+            CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false",
+            PYTHONWARNINGS="ignore",
+        )
+        cmd = [
+            str(CHECKOV),
+            "--framework",
+            "kubernetes",
+            "-d",
+            tmp,
+            "-o",
+            "json",
+            "--quiet",
+            "--compact",
+            "--skip-download",
+            "--soft-fail",
+        ]
+        try:
+            p = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=TIMEOUT, env=env, check=False
+            )
+        except subprocess.TimeoutExpired:
+            report.add("policy", None, "", f"checkov timed out after {TIMEOUT}s", source="checkov")
+            return CheckovResult(ran=False)
+        try:
+            data = json.loads(p.stdout)
+        except ValueError:
+            tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
+            report.add(
+                "policy",
+                None,
+                "",
+                f"checkov output is not JSON: {' | '.join(tail)}",
+                source="checkov",
+            )
+            return CheckovResult(ran=False)
+        results = data if isinstance(data, list) else [data]
+        res = CheckovResult(ran=True)
+        for block in results:
+            if not isinstance(block, dict) or "results" not in block:
+                continue
+            res.passed += len(block["results"].get("passed_checks", []))
+            for f in block["results"].get("failed_checks", []):
+                fname = Path(str(f.get("file_path", ""))).name
+                cid = str(f.get("check_id"))
+                hit = ids.get((fname, str(f.get("resource"))))
+                ident = hit.ident if hit else str(f.get("resource"))
+                reason = _skip_reason(cfg, cid, ident)
+                if reason is not None:
+                    res.skipped += 1
+                    continue
+                res.failed += 1
+                msg = f"checkov {cid}: {f.get('check_name')}"
+                if hit is not None:
+                    report.add("policy", hit, cid, msg)
+                else:
+                    report.add(
+                        "policy", None, cid, f"{ident}: {msg}", source=files.get(fname, fname)
+                    )
+        return res
+
+
+def _skip_reason(cfg: Config, check_id: str, ident: str) -> str | None:
+    for s in cfg.checkov_skips:
+        if s.get("check") != check_id:
+            continue
+        pats = s.get("resources", ["*"])
+        if isinstance(pats, str):
+            pats = [pats]
+        if any(fnmatch.fnmatchcase(ident, str(pat)) for pat in pats):
+            return str(s.get("reason", ""))
+    return None
