@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,9 +30,43 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+HOST_CAS = Path("/usr/local/share/ca-certificates")
+CA_BASE = "local/python-base-hostca:bookworm"
+
+
+def build_base(docker_engine: dict[str, str], base_image: str) -> str:
+    """The base the images are built on. Where this host trusts extra CAs (an egress proxy
+    that re-signs TLS, as on this machine), pip inside `docker build` must trust them too:
+    a derived base adds them (only locally; the published images never see them). Elsewhere
+    (a GitHub runner) the base is used as it is."""
+    cas = sorted(HOST_CAS.glob("*.crt")) if HOST_CAS.is_dir() else []
+    if not cas:
+        return base_image
+    with tempfile.TemporaryDirectory() as ctx:
+        for ca in cas:
+            shutil.copy(ca, Path(ctx) / ca.name)
+        (Path(ctx) / "Dockerfile").write_text(
+            f"FROM {base_image}\n"
+            "COPY *.crt /usr/local/share/ca-certificates/\n"
+            "RUN update-ca-certificates\n"
+            "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt\n"
+        )
+        proc = subprocess.run(
+            ["docker", "build", "--quiet", "--tag", CA_BASE, ctx],
+            env=docker_engine,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    assert proc.returncode == 0, f"derived base with host CAs failed:\n{proc.stderr}"
+    return CA_BASE
+
+
 @pytest.fixture(scope="session")
 def pipeline_images(docker_engine: dict[str, str], base_image: str) -> dict[str, str]:
     """Both images built from this checkout on the locally made base (nothing pulled)."""
+    base = build_base(docker_engine, base_image)
     built: dict[str, str] = {}
     for name, dockerfile in IMAGES.items():
         assert dockerfile.is_file(), f"{dockerfile.relative_to(REPO)} is missing"
@@ -45,7 +81,7 @@ def pipeline_images(docker_engine: dict[str, str], base_image: str) -> dict[str,
                 "--file",
                 str(dockerfile),
                 "--build-arg",
-                f"BASE_IMAGE={base_image}",
+                f"BASE_IMAGE={base}",
                 str(REPO / "images"),
             ],
             env=docker_engine,
