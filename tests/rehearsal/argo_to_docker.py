@@ -116,7 +116,7 @@ def find(docs: Iterable[Mapping[str, Any]], kind: str, name: str) -> dict[str, A
 def workflow_spec(docs: list[dict[str, Any]], template_name: str) -> dict[str, Any]:
     """The spec a Workflow submitted from the CronWorkflow would run (Argo merges the
     Workflow's own spec over the referenced WorkflowTemplate's spec)."""
-    base = find(docs, "WorkflowTemplate", template_name)["spec"]
+    base: dict[str, Any] = find(docs, "WorkflowTemplate", template_name)["spec"]
     crons = [
         d
         for d in docs
@@ -128,7 +128,7 @@ def workflow_spec(docs: list[dict[str, Any]], template_name: str) -> dict[str, A
         return base
     wf = copy.deepcopy(crons[0]["spec"]["workflowSpec"])
     wf.pop("workflowTemplateRef")
-    merged = copy.deepcopy(base)
+    merged: dict[str, Any] = copy.deepcopy(base)
     own_args = wf.pop("arguments", {}).get("parameters", [])
     params = {p["name"]: p for p in merged.get("arguments", {}).get("parameters", [])}
     for p in own_args:
