@@ -466,6 +466,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with open(args.input, "rb") as fh:
             source_bytes = os.fstat(fh.fileno()).st_size
+            fh.read(1)  # opening is not reading (EIO, a directory, a device)
     except OSError as exc:
         raise InputError(f"cannot read {args.input}: {exc.strerror or exc}") from None
     if os.path.isdir(args.input):

@@ -1,0 +1,149 @@
+"""generate-events: determinism, realism, the data contract, atomic output, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from event_pipeline import generate
+from event_pipeline.model import EVENT_TYPES, FIELDS, validate_line
+
+from .conftest import run_cli
+
+
+def _generate(path: Path, count: int, seed: int, *extra: str) -> bytes:
+    proc = run_cli(
+        "generate-events",
+        "--count",
+        str(count),
+        "--seed",
+        str(seed),
+        "--output",
+        str(path),
+        *extra,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return path.read_bytes()
+
+
+def test_same_seed_gives_identical_bytes(tmp_path: Path) -> None:
+    first = _generate(tmp_path / "a.jsonl", 20_000, 42)
+    second = _generate(tmp_path / "b.jsonl", 20_000, 42)
+    other = _generate(tmp_path / "c.jsonl", 20_000, 43)
+    assert first == second
+    assert first != other
+    assert first.count(b"\n") == 20_000
+
+
+def test_stdout_matches_file(tmp_path: Path) -> None:
+    in_file = _generate(tmp_path / "a.jsonl", 5_000, 7)
+    proc = run_cli("generate-events", "--count", "5000", "--seed", "7", "--output", "-")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.encode() == in_file
+
+
+def test_events_follow_the_data_contract(tmp_path: Path) -> None:
+    data = _generate(tmp_path / "a.jsonl", 30_000, 1, "--users", "50")
+    users: Counter[str] = Counter()
+    types: Counter[str] = Counter()
+    previous = None
+    for line in data.splitlines():
+        event = json.loads(line)
+        assert tuple(event) == FIELDS
+        assert validate_line(line)[0] == event["userId"]
+        assert type(event["sessionDuration"]) is int and event["sessionDuration"] >= 0
+        stamp = datetime.fromisoformat(event["timestamp"])
+        assert stamp.tzinfo is not None
+        assert previous is None or stamp >= previous  # a time-ordered stream
+        previous = stamp
+        users[event["userId"]] += 1
+        types[event["eventType"]] += 1
+    assert len(users) == 50  # the --users pool, every user active
+    assert max(users.values()) > 3 * min(users.values())  # a few heavy users, a long tail
+    assert set(types) == {name for name, _ in EVENT_TYPES}
+    assert types["pageView"] > types["addToCart"] > types["purchase"] > 0
+
+
+def test_output_replaces_the_target_atomically(tmp_path: Path) -> None:
+    target = tmp_path / "events.jsonl"
+    target.write_bytes(b"old batch\n")
+    _generate(target, 1_000, 3)
+    assert target.read_bytes().count(b"\n") == 1_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl"]  # no temp left
+    assert oct(target.stat().st_mode & 0o777) == "0o644"
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "events.jsonl"
+    target.write_bytes(b"old batch\n")
+    real_chunks = generate.iter_chunks
+
+    def failing_chunks(count: int, seed: int, pools: generate.Pools):  # type: ignore[no-untyped-def]
+        for i, chunk in enumerate(real_chunks(count, seed, pools)):
+            if i == 2:
+                raise OSError(28, "No space left on device")
+            yield chunk
+
+    monkeypatch.setattr(generate, "iter_chunks", failing_chunks)
+    args = ["--count", "100000", "--seed", "1", "--output", str(target), "--quiet"]
+    assert generate.main(args) == 1
+    assert target.read_bytes() == b"old batch\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl"]
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path: Path) -> None:
+    proc = run_cli(
+        "generate-events",
+        "--count",
+        "10",
+        "--seed",
+        "1",
+        "--output",
+        str(tmp_path / "missing-dir" / "events.jsonl"),
+    )
+    assert proc.returncode == 1
+    assert "cannot write" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--count", "-1", "--seed", "1", "--output", "-"],
+        ["--count", "10", "--seed", "x", "--output", "-"],
+        ["--count", "10", "--seed", "1", "--output", "-", "--users", "0"],
+        ["--count", "10", "--output", "-"],
+    ],
+)
+def test_bad_arguments_are_usage_errors(args: list[str]) -> None:
+    proc = run_cli("generate-events", *args)
+    assert proc.returncode == 2
+    assert "usage:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_progress_on_stderr_for_large_counts(tmp_path: Path) -> None:
+    proc = run_cli(
+        "generate-events",
+        "--count",
+        str(generate.PROGRESS_MIN_COUNT),
+        "--seed",
+        "5",
+        "--output",
+        str(tmp_path / "big.jsonl"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    progress = [line for line in proc.stderr.splitlines() if "/" in line and "events (" in line]
+    assert len(progress) >= 5
+    assert proc.stdout == ""
+    assert os.path.getsize(tmp_path / "big.jsonl") > 0
+
+
+def test_zero_events_is_an_empty_file(tmp_path: Path) -> None:
+    assert _generate(tmp_path / "empty.jsonl", 0, 1) == b""
