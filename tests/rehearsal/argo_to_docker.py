@@ -77,6 +77,7 @@ class Context:
     claim_volume: str  # Docker volume standing in for the volumeClaimTemplate
     pg_port: int
     config_maps: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    host_paths: Mapping[str, str] = field(default_factory=dict)  # node path -> local dir
     runtimes: Mapping[str, str] = field(
         default_factory=lambda: {"gvisor": "runsc-hostnet", "gvisor+overlay": "runsc-contained"}
     )
@@ -382,15 +383,60 @@ def _cpus(q: str) -> str:
     return str(min(cpus, float(os.cpu_count() or 1)))
 
 
+def _host_dir(host_path: Mapping[str, Any], ctx: Context, task: str) -> str:
+    """The local directory standing in for a node path; created like the kubelet does for
+    DirectoryOrCreate (root-owned, 0755), required to exist for Directory."""
+    path, kind = host_path["path"], host_path.get("type", "")
+    if path not in ctx.host_paths:
+        raise TranslationError(f"{task}: hostPath {path} has no local stand-in")
+    local = Path(ctx.host_paths[path])
+    if kind == "DirectoryOrCreate" and not local.exists():
+        local.mkdir(mode=0o755, parents=True)
+        local.chmod(0o755)  # mkdir's mode is masked by umask; the kubelet's is not
+    elif kind in ("Directory", "DirectoryOrCreate"):
+        if not local.is_dir():
+            raise TranslationError(f"{task}: hostPath {path} is not a directory")
+    else:
+        raise TranslationError(f"{task}: hostPath type {kind!r} is not rehearsed")
+    return str(local)
+
+
+def job_as_spec(job: Mapping[str, Any]) -> dict[str, Any]:
+    """A batch/v1 Job's pod as a one-template workflow spec, so its container runs through
+    the same translation (pod securityContext, volumes, runtimeClassName, annotations)."""
+    pod = job["spec"]["template"]
+    pod_spec = pod["spec"]
+    if len(pod_spec.get("containers", [])) != 1 or pod_spec.get("initContainers"):
+        raise TranslationError(
+            f"Job {job['metadata']['name']}: only one-container pods are rehearsed"
+        )
+    tpl: dict[str, Any] = {
+        "name": job["metadata"]["name"],
+        "container": pod_spec["containers"][0],
+        "metadata": {"annotations": pod.get("metadata", {}).get("annotations", {})},
+    }
+    if "runtimeClassName" in pod_spec:
+        tpl["podSpecPatch"] = json.dumps({"runtimeClassName": pod_spec["runtimeClassName"]})
+    return {
+        "entrypoint": tpl["name"],
+        "securityContext": pod_spec.get("securityContext", {}),
+        "volumes": pod_spec.get("volumes", []),
+        "templates": [tpl],
+    }
+
+
 def docker_step(
     spec: Mapping[str, Any],
     tpl: Mapping[str, Any],
     task: str,
     arguments: Mapping[str, Any],
     ctx: Context,
+    outputs: Mapping[str, str] | None = None,
 ) -> Step:
-    """The `docker run` argv for one container template call."""
+    """The `docker run` argv for one container template call. OUTPUTS holds the results of
+    the steps already run (`tasks.<name>.outputs.result`, `steps.<name>.outputs.result`)."""
     variables = global_variables(spec, ctx.workflow_name, ctx.namespace)
+    variables |= dict(outputs or {})
     variables |= input_variables(tpl, arguments, variables)
     pod_name = f"{ctx.workflow_name}-{tpl['name']}"
     variables["pod.name"] = pod_name
@@ -458,6 +504,9 @@ def docker_step(
             if ro:
                 raise TranslationError(f"{task}: read-only emptyDir {name!r} is not rehearsed")
             argv += ["--mount", f"type=tmpfs,dst={dst},tmpfs-mode=1777{opts}"]
+        elif name in volumes and "hostPath" in volumes[name]:
+            src = _host_dir(volumes[name]["hostPath"], ctx, task)
+            argv += ["--mount", f"type=bind,src={src},dst={dst}{ro}"]
         elif name in volumes:
             raise TranslationError(f"{task}: volume {name!r} of this kind is not rehearsed")
         else:
@@ -481,10 +530,27 @@ def docker_step(
 
 def plan(docs: list[dict[str, Any]], template_name: str, ctx: Context) -> list[Step]:
     """Every container of the workflow, in order, as docker argv."""
-    spec = workflow_spec(docs, template_name)
+    return plan_spec(workflow_spec(docs, template_name), ctx)
+
+
+def plan_spec(spec: Mapping[str, Any], ctx: Context) -> list[Step]:
+    """Every container of SPEC, in order, as docker argv (step results are stand-ins)."""
     if spec.get("volumes") and any("persistentVolumeClaim" in v for v in spec["volumes"]):
         raise TranslationError("existing PVC volumes are not rehearsed")
-    return [docker_step(spec, tpl, task, args, ctx) for task, tpl, args in ordered_calls(spec)]
+    steps: list[Step] = []
+    outputs: dict[str, str] = {}
+    for task, tpl, args in ordered_calls(spec):
+        steps.append(docker_step(spec, tpl, task, args, ctx, outputs))
+        # Results are known only at run time: stand-ins keep the plan printable.
+        outputs |= result_variables(task, f"<result of {task}>")
+    return steps
+
+
+def result_variables(task: str, stdout: str) -> dict[str, str]:
+    """What a finished step contributes: its stdout as `outputs.result` (Argo keeps the
+    main container's stdout, without the trailing newline)."""
+    result = stdout.rstrip("\n")
+    return {f"tasks.{task}.outputs.result": result, f"steps.{task}.outputs.result": result}
 
 
 def describe(step: Step) -> str:

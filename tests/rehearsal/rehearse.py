@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .argo_to_docker import Context, Step, describe, plan
+from .argo_to_docker import (
+    Context,
+    Step,
+    describe,
+    docker_step,
+    ordered_calls,
+    plan_spec,
+    result_variables,
+    workflow_spec,
+)
 
 STEP_TIMEOUT = 600
 
@@ -30,6 +39,7 @@ class Result:
     volume: str
     steps: list[Step]
     logs: dict[str, str] = field(default_factory=dict)
+    stdout: dict[str, str] = field(default_factory=dict)
 
     def volume_path(self, engine_env: Mapping[str, str]) -> Path:
         """Where the claim's Docker volume lives on this host (the engine runs here)."""
@@ -86,10 +96,14 @@ def rehearse(
     helper_image: str,
     namespace: str = "event-pipeline",
     workflow_name: str | None = None,
+    host_paths: Mapping[str, str] | None = None,
+    spec: Mapping[str, Any] | None = None,
 ) -> Result:
-    """Translate the rendered template and run its steps in order; raise RehearsalFailed at
-    the first step that fails (then the volume is removed). On success the caller removes
-    the volume with `cleanup` after reading the batch file from it."""
+    """Translate the rendered template (or SPEC, e.g. a Job's pod from `job_as_spec`) and
+    run its steps in order, each translated once the results it may use are known; raise
+    RehearsalFailed at the first step that fails ("translate" when the manifest cannot be
+    run faithfully), then the volume is removed. On success the caller removes the volume
+    with `cleanup` after reading the batch file from it."""
     name = workflow_name or f"{template_name}-{uuid.uuid4().hex[:8]}"
     volume = f"rehearsal-{name}-data"
     ctx = Context(
@@ -99,26 +113,37 @@ def rehearse(
         namespace=namespace,
         claim_volume=volume,
         pg_port=pg_port,
+        host_paths=dict(host_paths or {}),
     )
     try:
-        steps = plan(docs, template_name, ctx)
+        wf = dict(spec) if spec is not None else workflow_spec(docs, template_name)
+        calls = ordered_calls(wf)
+        # Fail on what can be checked before anything runs (results are stand-ins here).
+        plan_spec(wf, ctx)
     except Exception as exc:  # TranslationError, or a malformed manifest (KeyError, ...)
         raise RehearsalFailed("translate", f"{type(exc).__name__}: {exc}") from exc
-    result = Result(name, volume, steps)
-    groups = {s.fs_group for s in steps}
-    prepare_claim(
-        volume, next(iter(groups)) if len(groups) == 1 else None, helper_image, engine_env
-    )
+    result = Result(name, volume, [])
+    if wf.get("volumeClaimTemplates"):
+        prepare_claim(
+            volume, wf.get("securityContext", {}).get("fsGroup"), helper_image, engine_env
+        )
+    outputs: dict[str, str] = {}
     try:
-        for step in steps:
-            _run_step(step, engine_env, result)
+        for task, tpl, args in calls:
+            try:
+                step = docker_step(wf, tpl, task, args, ctx, outputs)
+            except Exception as exc:
+                raise RehearsalFailed("translate", f"{task}: {type(exc).__name__}: {exc}") from exc
+            result.steps.append(step)
+            stdout = _run_step(step, engine_env, result)
+            outputs |= result_variables(task, stdout)
     except BaseException:
         cleanup(volume, engine_env)  # a failed rehearsal leaves nothing behind
         raise
     return result
 
 
-def _run_step(step: Step, engine_env: Mapping[str, str], result: Result) -> None:
+def _run_step(step: Step, engine_env: Mapping[str, str], result: Result) -> str:
     print(f"rehearsal: {describe(step)}", flush=True)
     proc = subprocess.run(
         step.argv,
@@ -133,6 +158,8 @@ def _run_step(step: Step, engine_env: Mapping[str, str], result: Result) -> None
     print(proc.stdout + proc.stderr, flush=True)
     if proc.returncode != 0:
         raise RehearsalFailed(step.task, f"exit {proc.returncode}: {proc.stderr.strip()[-2000:]}")
+    result.stdout[step.task] = proc.stdout
+    return proc.stdout
 
 
 def cleanup(volume: str, engine_env: Mapping[str, str]) -> None:

@@ -1,0 +1,88 @@
+"""Rehearsal of the rendered overlays/minikube isolation demo: the PostSync hook Job
+`isolation-prepare` (it readies the node directory, as Argo CD runs it before any cron), then
+the WorkflowTemplate `isolation-demo` step by step: probe A on runc, probe B with
+runtimeClassName gvisor (-> runsc), probe C with gvisor plus the pod annotation
+`dev.gvisor.flag.overlay2: all:memory` (-> runsc-contained), each probe's stdout passed to the
+verifier as `{{tasks.probe-*.outputs.result}}`, the verifier storing into PostgreSQL. A local
+directory stands in for the node's hostPath, so the test looks at it itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .argo_to_docker import find, job_as_spec, render
+from .pgserver import PgServer
+from .rehearse import rehearse
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+NODE_DIR = "/var/lib/isolation-demo"
+
+
+def test_rendered_isolation_demo(
+    tmp_path: Path,
+    docker_engine: dict[str, str],
+    pipeline_images: dict[str, str],
+    pipeline_secret: dict[str, dict[str, str]],
+    pg_server: PgServer,
+    base_image: str,
+) -> None:
+    import psycopg2
+
+    docs = render(REPO / "overlays" / "minikube")
+    node_dir = tmp_path / "node-isolation-demo"  # created by the first mount, as the kubelet does
+    common: dict[str, Any] = {
+        "engine_env": docker_engine,
+        "images": pipeline_images,
+        "secrets": pipeline_secret,
+        "pg_port": pg_server.port,
+        "helper_image": base_image,
+        "namespace": "isolation-demo",
+        "host_paths": {NODE_DIR: str(node_dir)},
+    }
+    prepare = job_as_spec(find(docs, "Job", "isolation-prepare"))
+    rehearse(docs, "isolation-prepare", spec=prepare, **common)
+    result = rehearse(docs, "isolation-demo", **common)
+    run_id = result.workflow_name
+    for step in result.steps:
+        print(f"{step.task}: runtime {step.runtime}")
+    runtimes = {s.task: s.runtime for s in result.steps}
+    assert runtimes == {
+        "probe-a": "runc",
+        "probe-b": "runsc-hostnet",
+        "probe-c": "runsc-contained",
+        "verify": "runc",
+    }
+
+    # What reached the "node", seen by the test itself.
+    markers = {p.name for p in node_dir.glob(f"marker-{run_id}-*.json")}
+    assert markers == {f"marker-{run_id}-A.json", f"marker-{run_id}-B.json"}, markers
+
+    creds = pipeline_secret["postgres-credentials"]
+    conn = psycopg2.connect(
+        host="127.0.0.1",
+        port=pg_server.port,
+        user=creds["PGUSER"],
+        password=creds["PGPASSWORD"],
+        dbname=creds["PGDATABASE"],
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT variant, write_ok, reached_host, kernel_release FROM isolation_results"
+                " WHERE run_id = %s ORDER BY variant",
+                (run_id,),
+            )
+            rows = {v: (w, r, k) for v, w, r, k in cur.fetchall()}
+    finally:
+        conn.close()
+    print(rows)
+    assert set(rows) == {"A", "B", "C"}
+    assert all(rows[v][0] for v in "ABC"), "every probe's write succeeded inside its sandbox"
+    assert [rows[v][1] for v in "ABC"] == [True, True, False]
+    # gVisor's Sentry reports its own kernel release, not the node's.
+    assert rows["A"][2] != rows["B"][2] and rows["B"][2] == rows["C"][2]
