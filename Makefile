@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 OVERLAY ?= minikube
 
-.PHONY: help venv lint validate test test-fast local bench isolation-demo report up down dry-run overlay
+.PHONY: help venv lint validate test test-fast rehearsal local bench isolation-demo report up down dry-run overlay
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ test: venv lint validate ## Everything CI runs: lint, validate, all tests (Docke
 
 test-fast: venv ## Tests that need no Docker engine
 	$(VENV)/bin/pytest -m "not docker and not slow"
+
+rehearsal: venv ## Run the rendered workflows' steps as containers (Docker engine, runsc, PostgreSQL)
+	$(VENV)/bin/pytest tests/rehearsal tests/images
 
 local: venv ## Run one batch against a throwaway local PostgreSQL, print top users
 	$(PY) scripts/local-run
