@@ -100,10 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         print(p.format())
     n_res = sum(len(v) for v in renders.values())
     n_up = sum(1 for v in renders.values() for r in v if r.upstream)
+    n_mod = sum(1 for v in renders.values() for r in v if r.upstream and r.modified)
     summary = (
         f"{len(renders)} render(s)"
         + (f" + {nested_ok} nested kustomization(s) rendered" if repo_mode else "")
-        + f", {n_res} objects ({n_up} from pinned upstream releases)"
+        + f", {n_res} objects ({n_up} from pinned upstream releases, {n_mod} of them modified)"
         + (
             f", checkov {ck.passed} passed / {ck.failed} failed / {ck.skipped} skipped by config"
             if ck.ran

@@ -76,7 +76,6 @@ def run(groups: dict[str, list[Resource]], cfg: Config, report: Report) -> Check
             tmp,
             "-o",
             "json",
-            "--quiet",
             "--compact",
             "--skip-download",
             "--soft-fail",

@@ -9,6 +9,7 @@ annotation is removed before validation.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -37,6 +38,7 @@ SKIP_DIRS = frozenset(
 )
 ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
 KUSTOMIZE_TIMEOUT = 300
+CACHE_DIR = upstream.REPO_ROOT / ".cache" / "validate"
 
 
 def _skip_dir(name: str) -> bool:
@@ -123,7 +125,7 @@ class Renderer:
         self.repo_root = repo_root.resolve()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._copy_root: Path | None = None
-        self._pristine: dict[str, dict[tuple[str, str], Obj]] = {}
+        self._pristine: dict[str, dict[str, str]] = {}
         self._external = 0
         self.kustomize = os.environ.get("VALIDATE_KUSTOMIZE", "")
 
@@ -228,14 +230,27 @@ class Renderer:
                 kf.write_text(yamlio.dump(data))
         return ok
 
-    def _pristine_index(self, rel: str) -> dict[tuple[str, str], Obj]:
+    def _pristine_index(self, rel: str) -> dict[str, str]:
+        """kind/name -> digest of the object as published (cached per file digest)."""
         if rel not in self._pristine:
-            docs = yamlio.load_all(upstream.local_path(rel).read_text())
-            self._pristine[rel] = {
-                (str(d.get("kind")), str(as_dict(d.get("metadata")).get("name"))): d
-                for d in docs
-                if isinstance(d, dict)
-            }
+            path = upstream.local_path(rel)
+            cache = CACHE_DIR / f"pristine-{upstream.file_digest(path)[:24]}.json"
+            if cache.is_file():
+                self._pristine[rel] = json.loads(cache.read_text())
+            else:
+                docs = yamlio.load_all(path.read_text())
+                self._pristine[rel] = {
+                    f"{d.get('kind')}/{as_dict(d.get('metadata')).get('name')}": (
+                        yamlio.canonical_digest(_strip_ns(d))
+                    )
+                    for d in docs
+                    if isinstance(d, dict)
+                }
+                try:
+                    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+                    cache.write_text(json.dumps(self._pristine[rel]))
+                except OSError:
+                    pass
         return self._pristine[rel]
 
     def render(self, kdir: Path, label: str, report: Report) -> list[Resource] | None:
@@ -275,7 +290,7 @@ class Renderer:
             # Deprecations in 5.5 may be removals in Argo CD's 5.8.1: treat them as errors.
             report.add("render", None, "", f"kustomize warning: {w.lstrip('# ')}", source=label)
         try:
-            docs = yamlio.load_all(out)
+            docs = yamlio.load_all_cached(out, CACHE_DIR)
         except yaml.YAMLError as exc:
             report.add("render", None, "", f"rendered output is not YAML: {exc}", source=label)
             return None
@@ -327,11 +342,9 @@ class Renderer:
         return Resource(obj=obj, source=label, origin=origin, upstream=up, modified=modified)
 
     def _is_modified(self, obj: Obj, rel: str) -> bool:
-        key = (str(obj.get("kind")), str(as_dict(obj.get("metadata")).get("name")))
+        key = f"{obj.get('kind')}/{as_dict(obj.get('metadata')).get('name')}"
         pristine = self._pristine_index(rel).get(key)
-        if pristine is None:
-            return True
-        return _strip_ns(obj) != _strip_ns(pristine)
+        return pristine is None or pristine != yamlio.canonical_digest(_strip_ns(obj))
 
 
 def _strip_ns(obj: Obj) -> Obj:

@@ -296,8 +296,6 @@ def check_profile(
 
 def _check_upstream(resources: list[Resource], cfg: Config, report: Report) -> None:
     """Upstream objects this repo modified: images stay pinned."""
-    from .podchecks import image_problem
-
     for r in resources:
         if not (r.upstream and r.modified):
             continue
@@ -306,7 +304,6 @@ def _check_upstream(resources: list[Resource], cfg: Config, report: Report) -> N
                 report.add("semantics", r, path, f"image {text!r} has no tag")
             elif text.endswith(":latest"):
                 report.add("semantics", r, path, f"image {text!r} uses :latest")
-        del image_problem
 
 
 def _images(node: Any, path: str) -> list[tuple[str, str]]:

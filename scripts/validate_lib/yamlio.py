@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -33,3 +37,38 @@ def dump(data: Any) -> str:
 
 def dump_all(docs: list[Any]) -> str:
     return str(yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False))
+
+
+_DOC_SEP = re.compile(r"^---[ \t]*$", re.MULTILINE)
+BIG_DOC = 200_000  # bytes; parsing such documents (CRDs) dominates the gate's run time
+
+
+def load_all_cached(text: str, cache_dir: Path | None) -> list[Any]:
+    """load_all, with large documents cached as JSON by content hash (libyaml is slow on CRDs)."""
+    if cache_dir is None:
+        return load_all(text)
+    out: list[Any] = []
+    for chunk in _DOC_SEP.split(text):
+        if len(chunk) < BIG_DOC:
+            out.extend(load_all(chunk))
+            continue
+        digest = hashlib.sha256(chunk.encode()).hexdigest()[:32]
+        f = cache_dir / f"doc-{digest}.json"
+        if f.is_file():
+            out.append(json.loads(f.read_text()))
+            continue
+        docs = load_all(chunk)
+        out.extend(docs)
+        if len(docs) == 1:
+            try:
+                cache_dir.mkdir(parents=True, exist_ok=True)
+                tmp = f.with_suffix(".part")
+                tmp.write_text(json.dumps(docs[0]))
+                tmp.replace(f)
+            except (OSError, TypeError, ValueError):
+                pass  # uncachable (read-only checkout, non-JSON scalars): parse next time
+    return out
+
+
+def canonical_digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
