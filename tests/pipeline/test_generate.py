@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from event_pipeline import generate
@@ -37,6 +39,14 @@ def test_same_seed_gives_identical_bytes(tmp_path: Path) -> None:
     assert first == second
     assert first != other
     assert first.count(b"\n") == 20_000
+
+
+def test_output_does_not_depend_on_the_number_of_processes(tmp_path: Path) -> None:
+    # Chunks have their own random streams and time windows: any worker count, same bytes.
+    count = 3 * generate.CHUNK_EVENTS + 123
+    one = _generate(tmp_path / "w1.jsonl", count, 9, "--workers", "1")
+    assert _generate(tmp_path / "w2.jsonl", count, 9, "--workers", "2") == one
+    assert _generate(tmp_path / "w3.jsonl", count, 9, "--workers", "3") == one
 
 
 def test_stdout_matches_file(tmp_path: Path) -> None:
@@ -84,8 +94,8 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp(
     target.write_bytes(b"old batch\n")
     real_chunks = generate.iter_chunks
 
-    def failing_chunks(count: int, seed: int, pools: generate.Pools):  # type: ignore[no-untyped-def]
-        for i, chunk in enumerate(real_chunks(count, seed, pools)):
+    def failing_chunks(*args: Any, **kwargs: Any) -> Iterator[tuple[int, bytes]]:
+        for i, chunk in enumerate(real_chunks(*args, **kwargs)):
             if i == 2:
                 raise OSError(28, "No space left on device")
             yield chunk
