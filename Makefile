@@ -3,7 +3,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV := .venv
 PY := $(VENV)/bin/python
-OVERLAY ?= minikube
+# Empty: `make up` uses the overlay apps/event-pipeline.yaml points at.
+OVERLAY ?=
 
 .PHONY: help venv lint validate test test-fast rehearsal local bench isolation-demo report up down dry-run overlay
 
@@ -47,11 +48,11 @@ isolation-demo: venv ## Same probe under runc, runsc and runsc+overlay here; com
 report: ## Pipeline and isolation results from the cluster's PostgreSQL
 	scripts/report
 
-up: ## Bring everything up on minikube (OVERLAY=minikube|no-gvisor)
-	bootstrap/up --overlay $(OVERLAY)
+up: ## Bring everything up on minikube ([OVERLAY=minikube|no-gvisor], default: the one in Git)
+	bootstrap/up $(if $(OVERLAY),--overlay $(OVERLAY))
 
 dry-run: ## Print what `make up` would do
-	bootstrap/up --overlay $(OVERLAY) --dry-run
+	bootstrap/up $(if $(OVERLAY),--overlay $(OVERLAY)) --dry-run
 
 down: ## Delete the minikube cluster
 	bootstrap/down
