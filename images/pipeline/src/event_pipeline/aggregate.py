@@ -38,6 +38,7 @@ from event_pipeline.model import (
 BLOCK_BYTES = 1 << 20
 MIN_BYTES_PER_WORKER = 4 << 20  # below this, forking costs more than it saves
 MAX_WORKERS = 8
+KNOWN_IDS_MAX = 100_000
 SAMPLE_REJECTS = 5
 DEFAULT_CONNECT_TIMEOUT = 60.0
 CONNECT_TIMEOUT_ENV = "AGGREGATE_CONNECT_TIMEOUT"
@@ -95,6 +96,16 @@ class _Rejects:
             self._fh.close()
 
 
+def _good_id(value: object) -> bool:
+    """The string rules of model._check_id, as a yes/no for the fast path."""
+    return (
+        type(value) is str
+        and 0 < len(value) <= MAX_ID_CHARS
+        and value.isprintable()
+        and not value.isspace()
+    )
+
+
 def scan_range(path: str, start: int, end: int, index: int, spill_dir: str) -> RangeResult:
     """Validate and total the lines in ``[start, end)``; ``start`` is at a line start."""
     result = RangeResult()
@@ -103,8 +114,17 @@ def scan_range(path: str, start: int, end: int, index: int, spill_dir: str) -> R
     loads = orjson.loads
     fromiso = datetime.fromisoformat
     max_line = MAX_LINE_BYTES
-    max_id = MAX_ID_CHARS
     max_duration = MAX_SESSION_DURATION
+    known: set[str] = set()
+    good_id = _good_id
+
+    def known_id(value: object) -> bool:
+        if not _good_id(value):
+            return False
+        if len(known) < KNOWN_IDS_MAX:  # bounded: adversarial input cannot grow it
+            known.add(value)  # type: ignore[arg-type]
+        return True
+
     lines = valid = duration_sum = 0
     carry = b""
     skipping = 0  # > 0 while inside an over-long line: bytes seen so far
@@ -148,28 +168,20 @@ def scan_range(path: str, start: int, end: int, index: int, spill_dir: str) -> R
                         event = loads(line)
                         user = event["userId"]
                         duration = event["sessionDuration"]
-                        ts = event["timestamp"]
                         etype = event["eventType"]
                         product = event["productId"]
+                        fromiso(event["timestamp"])  # TypeError if not a str
+                        # A user already in the totals, and an eventType/productId already
+                        # in `known`, passed the full string checks before: hashing is
+                        # cheaper than checking again. Unhashable values raise TypeError.
+                        entry = totals.get(user)
                         if (
                             type(duration) is int
                             and 0 <= duration <= max_duration
-                            and type(user) is str
-                            and type(ts) is str
-                            and type(etype) is str
-                            and type(product) is str
-                            and 0 < len(user) <= max_id
-                            and 0 < len(etype) <= max_id
-                            and 0 < len(product) <= max_id
-                            and user.isprintable()
-                            and etype.isprintable()
-                            and product.isprintable()
-                            and not user.isspace()
-                            and not etype.isspace()
-                            and not product.isspace()
+                            and (entry is not None or good_id(user))
+                            and (etype in known or known_id(etype))
+                            and (product in known or known_id(product))
                         ):
-                            fromiso(ts)
-                            entry = totals.get(user)
                             if entry is None:
                                 totals[user] = [duration, 1]
                             else:
