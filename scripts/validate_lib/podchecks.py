@@ -482,8 +482,9 @@ def check_patches(u: PodUnit, report: Report) -> None:
             report.add("semantics", u.res, ppath, "podSpecPatch is not a mapping")
             continue
         v = schemas.definition_validator(spec_name, partial=True)
-        for epath, msg in schemas._errors(v, parsed):
-            report.add("semantics", u.res, f"{ppath} -> {epath or '.'}", f"podSpecPatch: {msg}")
+        for epath, msg in schemas.errors(v, parsed):
+            where = f"{ppath} ({epath})" if epath else ppath
+            report.add("semantics", u.res, where, f"podSpecPatch: {msg}")
         allowed = {c.name for c in u.containers} | {"main", "wait", "init"}
         for i, c in enumerate(as_list(parsed.get("containers"))):
             cname = as_dict(c).get("name")
@@ -491,7 +492,7 @@ def check_patches(u: PodUnit, report: Report) -> None:
                 report.add(
                     "semantics",
                     u.res,
-                    f"{ppath} -> containers[{i}].name",
+                    f"{ppath} (containers[{i}].name)",
                     f"podSpecPatch container {cname!r} matches no container of the pod "
                     f"({', '.join(sorted(allowed))}); it would add an invalid container",
                 )

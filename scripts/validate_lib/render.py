@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -281,7 +282,7 @@ class Renderer:
             out, err, rc = self._run_kustomize(copy)
         finally:
             kf.write_text(original)
-        warnings = [ln for ln in err.splitlines() if ln.strip()]
+        warnings = [_clean(ln) for ln in err.splitlines() if ln.strip()]
         if rc != 0:
             msg = "; ".join(warnings) or f"kustomize exited {rc}"
             report.add("render", None, "", f"kustomize build failed: {msg}", source=label)
@@ -345,6 +346,13 @@ class Renderer:
         key = f"{obj.get('kind')}/{as_dict(obj.get('metadata')).get('name')}"
         pristine = self._pristine_index(rel).get(key)
         return pristine is None or pristine != yamlio.canonical_digest(_strip_ns(obj))
+
+
+def _clean(line: str) -> str:
+    """kubectl's klog prefix off: E1122 02:07:39 run.go:72] "command failed" err="..." """
+    m = re.search(r'err="(.*)"\s*$', line)
+    text = m.group(1).replace('\\"', '"') if m else line
+    return text.replace(str(tempfile.gettempdir()), "$TMP")
 
 
 def _strip_ns(obj: Obj) -> Obj:

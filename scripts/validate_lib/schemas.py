@@ -227,7 +227,7 @@ def _crd_validator(rel: str, version: str) -> jsonschema.protocols.Validator:
 # ---------------------------------------------------------------- validation
 
 
-def _errors(
+def errors(
     validator: jsonschema.protocols.Validator, data: Any, prefix: str = ""
 ) -> Iterator[tuple[str, str]]:
     errs = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
@@ -252,7 +252,7 @@ def _message(e: jsonschema.ValidationError) -> str:
 
 def validate_objectmeta(meta: Any) -> Iterator[tuple[str, str]]:
     v = definition_validator("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")
-    yield from _errors(v, meta, "metadata")
+    yield from errors(v, meta, "metadata")
 
 
 def check(resources: list[Resource], report: Report, allowed_kinds: set[str]) -> None:
@@ -299,7 +299,7 @@ def check_one(
                 "(wrong apiVersion or kind, or an API that was removed)",
             )
             return
-        for path, msg in _errors(validator, r.obj):
+        for path, msg in errors(validator, r.obj):
             report.add("schema", r, path, msg)
         return
     if kind in CRD_FILES:
@@ -341,7 +341,7 @@ def _check_crd_kind(r: Resource, report: Report, doc: Obj, av: str, get_validato
             f"(served: {', '.join(f'{group}/{s}' for s in served)})",
         )
         return
-    for path, msg in _errors(get_validator(ver), r.obj):
+    for path, msg in errors(get_validator(ver), r.obj):
         report.add("schema", r, path, msg)
     for path, msg in validate_objectmeta(r.obj.get("metadata")):
         report.add("schema", r, path, msg)

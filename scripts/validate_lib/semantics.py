@@ -10,7 +10,7 @@ from . import argo, argocd, cron
 from .config import Config
 from .model import CLUSTER_SCOPED, Obj, Report, Resource, as_dict, as_list, jpath
 from .podchecks import Index, check_patches, check_units
-from .pods import PodUnit, all_units
+from .pods import PodUnit, all_units, own_workflow_spec
 
 PSA_LEVELS = ("privileged", "baseline", "restricted")
 PSA_PREFIX = "pod-security.kubernetes.io/"
@@ -212,6 +212,11 @@ def _check_executor_rbac(units: list[PodUnit], idx: Index, cfg: Config, report: 
     for u in units:
         if not u.argo:
             continue
+        own = own_workflow_spec(u.res)
+        if u.derived and not any(
+            k in own for k in ("serviceAccountName", "executor", "automountServiceAccountToken")
+        ):
+            continue  # same pods as the referenced WorkflowTemplate, reported there
         executor_sa = as_dict(u.pod.get("executor")).get("serviceAccountName")
         sa = executor_sa or u.pod.get("serviceAccountName")
         where = "executor.serviceAccountName" if executor_sa else "serviceAccountName"
