@@ -31,6 +31,7 @@ from event_pipeline.model import (
     MAX_SESSION_DURATION,
     UTF8_BOM,
     Rejected,
+    copy_text,
     excerpt,
     validate_line,
 )
@@ -78,8 +79,6 @@ class _Rejects:
         self._fh: BinaryIO | None = None
 
     def add(self, local_line: int, reason: str, line: bytes) -> None:
-        from event_pipeline.db import copy_text
-
         result = self._result
         result.rejected += 1
         if len(result.samples) < SAMPLE_REJECTS:
@@ -311,81 +310,116 @@ def default_workers() -> int:
     return max(1, min(MAX_WORKERS, cpus))
 
 
-def scan_file(path: str, workers: int, spill_dir: str) -> ScanResult:
-    try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-    except IsADirectoryError:
-        raise InputError(f"cannot read {path}: is a directory") from None
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if os.path.isdir(path):
-        raise InputError(f"cannot read {path}: is a directory")
-    parts = max(1, min(workers, size // MIN_BYTES_PER_WORKER))
-    ranges = split_ranges(path, size, parts) if size else []
-    results: list[RangeResult | None] = [None] * len(ranges)
-    children: list[
-        tuple[int, multiprocessing.process.BaseProcess, multiprocessing.connection.Connection]
-    ] = []
-    ctx = multiprocessing.get_context("fork")  # no re-import; the children only read the file
-    try:
-        for index, (start, end) in enumerate(ranges[1:], start=1):
+class Scan:
+    """A scan in two halves: ``start`` forks the scanners of ranges 1.., so they run while the
+    parent connects to the database; ``finish`` scans range 0 in the parent and merges."""
+
+    def __init__(self, path: str, workers: int, spill_dir: str) -> None:
+        self.path = path
+        self.workers = workers
+        self.spill_dir = spill_dir
+        self.size = 0
+        self.ranges: list[tuple[int, int]] = []
+        self.children: list[
+            tuple[int, multiprocessing.process.BaseProcess, multiprocessing.connection.Connection]
+        ] = []
+
+    def start(self) -> Scan:
+        path = self.path
+        try:
+            with open(path, "rb") as fh:
+                self.size = os.fstat(fh.fileno()).st_size
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+        parts = max(1, min(self.workers, self.size // MIN_BYTES_PER_WORKER))
+        self.ranges = split_ranges(path, self.size, parts) if self.size else []
+        ctx = multiprocessing.get_context("fork")  # no re-import; children only read the file
+        for index, (start, end) in enumerate(self.ranges[1:], start=1):
             receiver, sender = ctx.Pipe(duplex=False)
             proc = ctx.Process(
-                target=_worker, args=(sender, path, start, end, index, spill_dir), daemon=True
+                target=_worker,
+                args=(sender, path, start, end, index, self.spill_dir),
+                daemon=True,
             )
             proc.start()
             sender.close()
-            children.append((index, proc, receiver))
-        if ranges:
-            try:
-                results[0] = scan_range(path, ranges[0][0], ranges[0][1], 0, spill_dir)
-            except OSError as exc:
-                raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-        for index, child, pipe in children:
-            try:
-                status, payload = pipe.recv()
-            except EOFError:
-                child.join()
-                raise RuntimeError(
-                    f"scanner process {index} died (exit code {child.exitcode})"
-                ) from None
-            child.join()
-            if status == "input":
-                raise InputError(str(payload))
-            if status != "ok":
-                raise RuntimeError(f"scanner process {index} failed: {payload}")
-            assert isinstance(payload, RangeResult)
-            results[index] = payload
-    finally:
-        for _, child, _ in children:
+            self.children.append((index, proc, receiver))
+        return self
+
+    def abort(self) -> None:
+        """Stop the scanners that are still running (an early exit, an error)."""
+        for _, child, pipe in self.children:
             if child.is_alive():
                 child.kill()
-                child.join()
-    merged: dict[str, list[int]] = {}
-    offset_ranges: list[tuple[int, RangeResult]] = []
-    lines = valid = rejected = duration_sum = 0
-    for result in results:
-        assert result is not None
-        offset_ranges.append((lines, result))
-        lines += result.lines
-        valid += result.valid
-        rejected += result.rejected
-        duration_sum += result.duration_sum
-        if not merged:
-            merged = result.totals
-            continue
-        for user, (total, count) in result.totals.items():
-            entry = merged.get(user)
-            if entry is None:
-                merged[user] = [total, count]
-            else:
-                entry[0] += total
-                entry[1] += count
-        result.totals = {}
-    return ScanResult(
-        size, lines, valid, rejected, duration_sum, merged, offset_ranges, len(ranges)
-    )
+            child.join()
+            pipe.close()
+        self.children = []
+
+    def finish(self) -> ScanResult:
+        results: list[RangeResult | None] = [None] * len(self.ranges)
+        try:
+            if self.ranges:
+                start, end = self.ranges[0]
+                try:
+                    results[0] = scan_range(self.path, start, end, 0, self.spill_dir)
+                except OSError as exc:
+                    raise InputError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+            for index, child, pipe in self.children:
+                try:
+                    status, payload = pipe.recv()
+                except EOFError:
+                    child.join()
+                    raise RuntimeError(
+                        f"scanner process {index} died (exit code {child.exitcode})"
+                    ) from None
+                if status == "input":
+                    raise InputError(str(payload))
+                if status != "ok":
+                    raise RuntimeError(f"scanner process {index} failed: {payload}")
+                assert isinstance(payload, RangeResult)
+                results[index] = payload
+        finally:
+            self.abort()
+        merged: dict[str, list[int]] = {}
+        offset_ranges: list[tuple[int, RangeResult]] = []
+        lines = valid = rejected = duration_sum = 0
+        for result in results:
+            assert result is not None
+            offset_ranges.append((lines, result))
+            lines += result.lines
+            valid += result.valid
+            rejected += result.rejected
+            duration_sum += result.duration_sum
+            if not merged:
+                merged = result.totals
+                continue
+            for user, (total, count) in result.totals.items():
+                entry = merged.get(user)
+                if entry is None:
+                    merged[user] = [total, count]
+                else:
+                    entry[0] += total
+                    entry[1] += count
+            result.totals = {}
+        return ScanResult(
+            self.size,
+            lines,
+            valid,
+            rejected,
+            duration_sum,
+            merged,
+            offset_ranges,
+            len(self.ranges),
+        )
+
+
+def scan_file(path: str, workers: int, spill_dir: str) -> ScanResult:
+    """Validate and total a whole file with up to ``workers`` processes."""
+    scan = Scan(path, workers, spill_dir).start()
+    try:
+        return scan.finish()
+    finally:
+        scan.abort()
 
 
 def _positive_int(value: str) -> int:
@@ -470,8 +504,6 @@ def _say(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from event_pipeline import db
-
     started = time.perf_counter()
     source = os.path.abspath(args.input)
     # Check the input before anything else: a missing file must not wait for a database.
@@ -484,18 +516,24 @@ def run(args: argparse.Namespace) -> int:
     if os.path.isdir(args.input):
         raise InputError(f"cannot read {args.input}: is a directory")
 
-    conn = None
-    if not args.dry_run:
-        conn = db.connect(args.connect_timeout)
-        db.ensure_schema(conn)
-        if db.batch_exists(conn, args.batch_id):
-            print(f"batch {args.batch_id}: already loaded; nothing changed")
-            conn.close()
-            return EXIT_OK
-
     spill_dir = tempfile.mkdtemp(prefix="aggregate-events-")
+    scanner = Scan(args.input, args.workers, spill_dir)
     try:
-        scan = scan_file(args.input, args.workers, spill_dir)
+        # The scanners start first and read while this process connects (and maybe waits
+        # for the server); an already loaded batch stops them at once.
+        scanner.start()
+        conn = None
+        if not args.dry_run:
+            from event_pipeline import db  # after the fork: the scanners never load libpq
+
+            conn = db.connect(args.connect_timeout)
+            db.ensure_schema(conn)
+            if db.batch_exists(conn, args.batch_id):
+                scanner.abort()
+                print(f"batch {args.batch_id}: already loaded; nothing changed")
+                conn.close()
+                return EXIT_OK
+        scan = scanner.finish()
         scanned = time.perf_counter()
         ratio = scan.rejected / scan.lines if scan.lines else 0.0
         for line, reason in scan.samples():
@@ -521,6 +559,8 @@ def run(args: argparse.Namespace) -> int:
             )
             return EXIT_OK
         assert conn is not None
+        from event_pipeline import db
+
         summary = db.BatchSummary(
             source=source,
             source_bytes=source_bytes,
@@ -542,30 +582,34 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     finally:
+        scanner.abort()
         shutil.rmtree(spill_dir, ignore_errors=True)
+
+
+def _database_error(exc: BaseException) -> bool:
+    driver = sys.modules.get("psycopg2")  # imported only when the run used the database
+    return driver is not None and isinstance(exc, driver.Error)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    import psycopg2  # type: ignore[import-untyped]
-
-    from event_pipeline.db import DatabaseUnavailable, first_line
-
     try:
         return run(args)
     except InputError as exc:
         _say(str(exc))
         return EXIT_INPUT
-    except DatabaseUnavailable as exc:
-        _say(str(exc))
-        return EXIT_DATABASE
-    except psycopg2.Error as exc:
-        _say(f"database error, batch {args.batch_id} not loaded: {first_line(exc)}")
-        return EXIT_DATABASE
     except KeyboardInterrupt:
         _say("interrupted; nothing loaded")
         return 130
     except Exception as exc:
+        from event_pipeline.db import DatabaseUnavailable, first_line
+
+        if isinstance(exc, DatabaseUnavailable):
+            _say(str(exc))
+            return EXIT_DATABASE
+        if _database_error(exc):
+            _say(f"database error, batch {args.batch_id} not loaded: {first_line(exc)}")
+            return EXIT_DATABASE
         if os.environ.get(DEBUG_ENV):
             traceback.print_exc()
         _say(f"internal error, batch {args.batch_id} not loaded: {type(exc).__name__}: {exc}")

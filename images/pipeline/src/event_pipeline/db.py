@@ -20,6 +20,8 @@ from typing import Any
 import psycopg2  # type: ignore[import-untyped]
 import psycopg2.extensions  # type: ignore[import-untyped]
 
+from event_pipeline.model import copy_text
+
 # pg_advisory_xact_lock key for schema creation: concurrent CREATE ... IF NOT EXISTS can still
 # fail with a unique violation in the catalogs, so creators take turns.
 SCHEMA_LOCK_KEY = 0x45_56_45_4E_54_53  # "EVENTS"
@@ -150,14 +152,6 @@ def batch_exists(conn: psycopg2.extensions.connection, batch_id: str) -> bool:
     with conn, conn.cursor() as cur:
         cur.execute("SELECT 1 FROM batches WHERE batch_id = %s", (batch_id,))
         return cur.fetchone() is not None
-
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def copy_text(value: str) -> str:
-    """Escape a value for COPY's text format."""
-    return value.translate(_COPY_ESCAPES)
 
 
 class _IterReader:

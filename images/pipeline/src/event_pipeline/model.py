@@ -153,6 +153,14 @@ def validate_line(line: bytes) -> tuple[str, int]:
     return validate_event(event, line)
 
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(value: str) -> str:
+    """Escape a value for PostgreSQL COPY's text format."""
+    return value.translate(_COPY_ESCAPES)
+
+
 def excerpt(line: bytes) -> str:
     """A short, printable, storable (no NUL) excerpt of a rejected line."""
     text = line[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")[:EXCERPT_CHARS]
