@@ -171,6 +171,24 @@ def check_project_kinds(
             for x in lst
         )
 
+    dests = [as_dict(x) for x in as_list(proj.spec.get("destinations"))]
+    app_ns = str(as_dict(app.spec.get("destination")).get("namespace", ""))
+    bad_ns: set[str] = set()
+    for r in rendered:
+        if r.kind in cluster_scoped:
+            continue
+        ns = r.namespace or app_ns
+        if ns in bad_ns:
+            continue
+        if not any(fnmatch.fnmatchcase(ns, str(d.get("namespace", "*"))) for d in dests):
+            bad_ns.add(ns)
+            report.add(
+                "semantics",
+                app,
+                "spec.project",
+                f"AppProject {proj.name} destinations do not permit namespace {ns!r}, "
+                f"where this Application applies {r.ident}",
+            )
     seen: set[tuple[str, str]] = set()
     for r in rendered:
         key = (group_of(r.api_version), r.kind)

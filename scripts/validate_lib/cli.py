@@ -84,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             schemas.check(resources, report, set(cfg.allowed_kinds))
             profile = args.profile or cfg.profile_for(label)
             units_all[label] = semantics.check(resources, cfg, report, profile, label)
-        if repo_mode:
-            _global_checks(renders, dirs_of, renderer, cfg, report)
+        _global_checks(renders, dirs_of, renderer, cfg, report)
         ck = policy.CheckovResult(ran=False)
         if not args.no_checkov and renders:
             ck = policy.run(renders, cfg, report)
@@ -128,15 +127,17 @@ def _global_checks(
     report: Report,
 ) -> None:
     """Checks across renders: what each Application applies, Argo executor vs Pod Security."""
+    renders_extra: dict[str, list[Resource]] = {}
     apps = [r for v in renders.values() for r in v if r.kind == "Application" and not r.upstream]
     projects = {r.name: r for v in renders.values() for r in v if r.kind == "AppProject"}
     for app, _field, d in argocd.app_paths(apps):
-        label = dirs_of.get(d)
-        if label is None:
-            continue  # path not a kustomization here (reported by the Application check)
+        if render.kustomization_file(d) is None:
+            continue  # not a kustomization: the Application check reports a missing path
+        label = dirs_of.get(d) or _label(d)
         rendered = renders.get(label)
         if rendered is None:
             rendered = renderer.render(d, label, Report()) or []
+            renders_extra[label] = rendered
         proj = projects.get(str(app.spec.get("project")))
         argocd.check_project_kinds(app, proj, rendered, report, CLUSTER_SCOPED)
         big = [

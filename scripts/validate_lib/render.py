@@ -39,7 +39,7 @@ SKIP_DIRS = frozenset(
 )
 ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
 KUSTOMIZE_TIMEOUT = 300
-CACHE_DIR = upstream.REPO_ROOT / ".cache" / "validate"
+CACHE_DIR = upstream.CACHE_DIR.parent / "validate"
 
 
 def _skip_dir(name: str) -> bool:

@@ -176,7 +176,7 @@ def crd_to_jsonschema(node: Any, top: bool = True) -> Any:
 
 
 def _cache_dir() -> Path:
-    return upstream.REPO_ROOT / ".cache" / "validate"
+    return upstream.CACHE_DIR.parent / "validate"
 
 
 @cache

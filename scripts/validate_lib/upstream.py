@@ -15,7 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_UPSTREAM = Path(
     os.environ.get("VALIDATE_UPSTREAM_DIR", str(REPO_ROOT.parent / "shared" / "upstream"))
 )
-CACHE_DIR = REPO_ROOT / ".cache" / "upstream"
+CACHE_DIR = Path(os.environ.get("VALIDATE_CACHE_DIR", str(REPO_ROOT / ".cache"))) / "upstream"
 
 AW = "argo-workflows-v4.1.2"
 ACD = "argo-cd-v3.5.1"

@@ -1,0 +1,62 @@
+"""Pinned upstream files: shared/upstream first, else one download of the pinned URL, cached."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+
+from validate_lib import upstream
+
+
+def test_every_pinned_url_names_the_pinned_release() -> None:
+    for url, rel in upstream.PINNED.items():
+        assert url.startswith("https://")
+        assert ("v4.1.2" in url and rel.startswith(upstream.AW)) or (
+            "v3.5.1" in url and rel.startswith(upstream.ACD)
+        )
+
+
+def test_shared_copy_is_used_without_network(tmp_path: Path, monkeypatch: Any) -> None:
+    rel = f"{upstream.AW}/quick-start-minimal.yaml"
+    shared = tmp_path / "shared"
+    (shared / upstream.AW).mkdir(parents=True)
+    (shared / rel).write_text("kind: List\n")
+    monkeypatch.setattr(upstream, "SHARED_UPSTREAM", shared)
+    monkeypatch.setattr(upstream, "CACHE_DIR", tmp_path / "cache")
+
+    def no_network(*_a: Any, **_k: Any) -> None:
+        raise AssertionError("downloaded although shared/upstream has the file")
+
+    monkeypatch.setattr(upstream.urllib.request, "urlopen", no_network)
+    assert upstream.local_path(rel) == shared / rel
+
+
+def test_download_fallback_fetches_pinned_url_once(tmp_path: Path, monkeypatch: Any) -> None:
+    rel = f"{upstream.ACD}/install.yaml"
+    monkeypatch.setattr(upstream, "SHARED_UPSTREAM", tmp_path / "absent")
+    monkeypatch.setattr(upstream, "CACHE_DIR", tmp_path / "cache")
+    fetched: list[str] = []
+
+    def fake_urlopen(url: str, timeout: float = 0) -> io.BytesIO:
+        fetched.append(url)
+        return io.BytesIO(b"apiVersion: v1\nkind: List\nitems: []\n")
+
+    monkeypatch.setattr(upstream.urllib.request, "urlopen", fake_urlopen)
+    first = upstream.local_path(rel)
+    second = upstream.local_path(rel)
+    assert first == second == tmp_path / "cache" / rel
+    assert fetched == [upstream.url_for(rel)]
+    assert upstream.PINNED[fetched[0]] == rel
+
+
+def test_unpinned_file_is_refused(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(upstream, "SHARED_UPSTREAM", tmp_path / "absent")
+    monkeypatch.setattr(upstream, "CACHE_DIR", tmp_path / "cache")
+    with pytest.raises(upstream.UpstreamError):
+        upstream.local_path("argo-workflows-v9.9.9/install.yaml")
