@@ -70,8 +70,9 @@ def _run(
     )
 
 
+@pytest.mark.parametrize("overlay", ["minikube", "no-gvisor"])
 def test_rendered_pipeline_loads_exact_totals(
-    rendered: Docs,
+    overlay: str,
     docker_engine: dict[str, str],
     pipeline_images: dict[str, str],
     pipeline_secret: dict[str, dict[str, str]],
@@ -80,10 +81,14 @@ def test_rendered_pipeline_loads_exact_totals(
 ) -> None:
     import psycopg2
 
+    rendered = render(REPO / "overlays" / overlay)
     result = _run(rendered, docker_engine, pipeline_images, pipeline_secret, pg_server, base_image)
     try:
         for step in result.steps:
             print(f"{step.task}: image {step.image}, runtime {step.runtime}")
+        # The overlay decides the runtime: gVisor (runsc) on minikube, runc on no-gvisor.
+        expected_runtime = "runsc-hostnet" if overlay == "minikube" else "runc"
+        assert {s.runtime for s in result.steps} == {expected_runtime}
         events_file = _claim_file(result, docker_engine)
         count, expected = independent_totals(events_file)
         wf = next(d for d in rendered if d.get("kind") == "WorkflowTemplate")
