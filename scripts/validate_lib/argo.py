@@ -66,6 +66,7 @@ KNOWN_ROOTS = {
     "status",
     "exitCode",
 }
+CONTROLLER_NAMESPACE = "argo"
 DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$")
 EXPR_PARAM = re.compile(
     r"\b(inputs|workflow)\.parameters(?:\.([A-Za-z0-9_-]+)|\[['\"]([^'\"]+)['\"]\])"
@@ -144,6 +145,17 @@ def check(r: Resource, idx: Index, report: Report) -> None:
                     f"entrypoint input {p.get('name')!r} has no value and no argument",
                 )
     _check_spec_fields(r, own, own_path, report)
+    if r.namespace != CONTROLLER_NAMESPACE and spec.get("archiveLogs") is not False:
+        # The quick-start's default artifact repository archives logs with credentials that
+        # exist only in namespace argo: the wait container fails elsewhere (argo-workflows
+        # #12727, #12716).
+        report.add(
+            "semantics",
+            r,
+            jpath(own_path, "archiveLogs"),
+            f"workflows in namespace {r.namespace} must set archiveLogs: false (the default "
+            f"artifact repository's credentials exist only in {CONTROLLER_NAMESPACE})",
+        )
     # Templates defined on this object (a ref'd WorkflowTemplate is checked on its own).
     for i, t in enumerate(as_list(own.get("templates"))):
         _check_template(
