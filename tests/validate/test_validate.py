@@ -89,3 +89,53 @@ def test_repo_passes() -> None:
     p = run_gate()
     assert p.returncode == 0, p.stdout + p.stderr
     assert p.stdout.startswith("OK: ")
+
+
+def test_runs_directly_through_its_shebang() -> None:
+    """`scripts/validate` works without naming the venv's interpreter."""
+    p = subprocess.run(
+        [str(GATE), "--no-checkov", str(FIXTURES / "_good")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        check=False,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_strict_schemas_agree_with_kubernetes_validate() -> None:
+    """The gate's cached validator gives kubernetes-validate's own strict verdict."""
+    import kubernetes_validate.utils as kv
+    import yaml
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from validate_lib import schemas
+    from validate_lib.model import Report, Resource
+
+    def render(d: Path) -> list[dict[str, object]]:
+        out = subprocess.run(
+            ["kubectl", "kustomize", str(d)], capture_output=True, text=True, check=True
+        ).stdout
+        return [x for x in yaml.safe_load_all(out) if x]
+
+    cases = [(o, True) for o in render(FIXTURES / "_good")]
+    cases += [
+        (o, False)
+        for o in render(FIXTURES / "container-unknown-field")
+        if o["kind"] == "Deployment"
+    ]
+    checked = 0
+    for obj, valid in cases:
+        if schemas.group_of(str(obj["apiVersion"])) not in schemas.BUILTIN_GROUPS:
+            continue
+        try:
+            kv.validate(obj, schemas.K8S_VERSION, strict=True)
+            theirs = True
+        except kv.ValidationError:
+            theirs = False
+        report = Report()
+        schemas.check_one(Resource(obj=obj, source="t", origin="t"), report, {}, set())
+        assert theirs == (not report.problems) == valid, (obj["kind"], report.problems)
+        checked += 1
+    assert checked >= 10
