@@ -31,6 +31,8 @@ POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
 }
 ARGO_WF_KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
 POD_TEMPLATE_TYPES = ("container", "script", "containerSet")
+# Labels the Argo controller puts on every workflow pod (values vary per run).
+ARGO_POD_LABELS = {"workflows.argoproj.io/workflow": "*", "workflows.argoproj.io/completed": "*"}
 VAR_RE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 
 
@@ -55,6 +57,7 @@ class PodUnit:
     annotations: dict[str, str]
     runtime_class: str | None
     runtime_class_path: str
+    labels: dict[str, str] = field(default_factory=dict)  # "*" = set by Argo, any value
     argo: bool = False
     derived: bool = False  # built from another object's templates: skip per-container checks
     patches: list[tuple[str, Any]] = field(default_factory=list)  # (path, parsed podSpecPatch)
@@ -113,6 +116,7 @@ def k8s_units(r: Resource) -> list[PodUnit]:
             annotations=ann,
             runtime_class=str(rc) if rc else None,
             runtime_class_path=jpath(base, "runtimeClassName"),
+            labels={str(k): str(v) for k, v in as_dict(meta.get("labels")).items()},
         )
     ]
 
@@ -178,6 +182,7 @@ def argo_units(r: Resource, resources: list[Resource]) -> list[PodUnit]:
         for c in as_list(spec.get("volumeClaimTemplates"))
     }
     pod_meta_ann = as_dict(as_dict(spec.get("podMetadata")).get("annotations"))
+    pod_meta_labels = as_dict(as_dict(spec.get("podMetadata")).get("labels"))
     units = []
     for i, t0 in enumerate(as_list(spec.get("templates"))):
         t = merge(defaults, as_dict(t0)) if defaults else as_dict(t0)
@@ -269,6 +274,14 @@ def argo_units(r: Resource, resources: list[Resource]) -> list[PodUnit]:
                 annotations=ann,
                 runtime_class=str(rc) if rc else None,
                 runtime_class_path=rc_path or jpath(tpath, "podSpecPatch"),
+                labels={
+                    **ARGO_POD_LABELS,
+                    **{str(k): str(v) for k, v in pod_meta_labels.items()},
+                    **{
+                        str(k): str(v)
+                        for k, v in as_dict(as_dict(t.get("metadata")).get("labels")).items()
+                    },
+                },
                 argo=True,
                 derived=derived,
                 patches=patches,

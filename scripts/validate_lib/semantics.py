@@ -6,7 +6,7 @@ import fnmatch
 import json
 from typing import Any
 
-from . import argo, argocd, cron
+from . import argo, argocd, cron, netpol
 from .config import Config
 from .model import CLUSTER_SCOPED, Obj, Report, Resource, as_dict, as_list, jpath
 from .podchecks import Index, check_patches, check_units
@@ -41,6 +41,7 @@ def check(
         if not u.derived:
             check_patches(u, report)
     _check_executor_rbac(units, idx, cfg, report)
+    netpol.check(resources, units, report)
     if profile is not None:
         check_profile(units, cfg, profile, report, label)
     _check_upstream(resources, cfg, report)

@@ -1,0 +1,86 @@
+"""NetworkPolicy selectors that select no pod are silently ineffective (or cut traffic off)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .model import Obj, Report, Resource, as_dict, as_list, jpath
+from .pods import PodUnit
+
+NS_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def selects(selector: Any, labels: dict[str, str]) -> bool:
+    """Label selector semantics; a label value "*" (set by Argo at run time) matches any value."""
+    sel = as_dict(selector)
+    for k, v in as_dict(sel.get("matchLabels")).items():
+        have = labels.get(str(k))
+        if have is None or (have != "*" and have != str(v)):
+            return False
+    for e in as_list(sel.get("matchExpressions")):
+        e = as_dict(e)
+        key, op = str(e.get("key")), e.get("operator")
+        values = {str(v) for v in as_list(e.get("values"))}
+        have = labels.get(key)
+        if op == "Exists" and have is None:
+            return False
+        if op == "DoesNotExist" and have is not None:
+            return False
+        if op == "In" and (have is None or (have != "*" and have not in values)):
+            return False
+        if op == "NotIn" and have is not None and have != "*" and have in values:
+            return False
+    return True
+
+
+def _pods_in(units: list[PodUnit], ns: str | None) -> list[PodUnit]:
+    return [u for u in units if u.namespace == ns and not u.derived]
+
+
+def check(resources: list[Resource], units: list[PodUnit], report: Report) -> None:
+    namespaces = {r.name for r in resources if r.kind == "Namespace"}
+    for r in resources:
+        if r.kind != "NetworkPolicy" or r.upstream:
+            continue
+        pods = _pods_in(units, r.namespace)
+        sel = r.spec.get("podSelector")
+        if as_dict(sel) and not any(selects(sel, u.labels) for u in pods):
+            report.add(
+                "semantics",
+                r,
+                "spec.podSelector",
+                f"selects no pod in namespace {r.namespace} (the policy has no effect)",
+            )
+        for direction, peer_key in (("ingress", "from"), ("egress", "to")):
+            for i, rule in enumerate(as_list(r.spec.get(direction))):
+                for j, peer in enumerate(as_list(as_dict(rule).get(peer_key))):
+                    _check_peer(
+                        r,
+                        as_dict(peer),
+                        jpath("spec", direction, i, peer_key, j),
+                        units,
+                        namespaces,
+                        report,
+                    )
+
+
+def _check_peer(
+    r: Resource, peer: Obj, path: str, units: list[PodUnit], namespaces: set[str], report: Report
+) -> None:
+    if "podSelector" not in peer or not as_dict(peer.get("podSelector")):
+        return
+    nsel = peer.get("namespaceSelector")
+    if nsel is None:
+        target_ns: str | None = r.namespace
+    else:
+        name = as_dict(as_dict(nsel).get("matchLabels")).get(NS_NAME_LABEL)
+        if name is None or str(name) not in namespaces:
+            return  # another namespace (e.g. kube-system): not in this render
+        target_ns = str(name)
+    if not any(selects(peer["podSelector"], u.labels) for u in _pods_in(units, target_ns)):
+        report.add(
+            "semantics",
+            r,
+            jpath(path, "podSelector"),
+            f"selects no pod in namespace {target_ns}: this rule allows nothing",
+        )
