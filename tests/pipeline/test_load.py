@@ -383,3 +383,13 @@ def test_dry_run_needs_no_database(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "dry run: 1,000 events, 5 users, 0 rejected" in proc.stdout
+
+
+def test_an_empty_file_is_an_empty_batch(database: Database, tmp_path: Path) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(b"")
+    proc = database.aggregate("--input", str(path), "--batch-id", "empty")
+    assert proc.returncode == 0, proc.stderr
+    assert "loaded 0 events, 0 users, 0 rejected of 0 lines" in proc.stdout
+    assert table_counts(database, "empty") == (1, 0, 0)
+    assert database.user_totals() == {}

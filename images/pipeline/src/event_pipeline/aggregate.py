@@ -9,6 +9,7 @@ transaction. See db.py for the exactly-once design.
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import multiprocessing
 import multiprocessing.connection
@@ -31,6 +32,7 @@ from event_pipeline.model import (
     MAX_SESSION_DURATION,
     UTF8_BOM,
     Rejected,
+    available_cpus,
     copy_text,
     excerpt,
     validate_line,
@@ -107,6 +109,18 @@ def _good_id(value: object) -> bool:
 
 def scan_range(path: str, start: int, end: int, index: int, spill_dir: str) -> RangeResult:
     """Validate and total the lines in ``[start, end)``; ``start`` is at a line start."""
+    # Every parsed line is a new dict, which would trigger the cyclic garbage collector every
+    # few hundred lines; the scan makes no reference cycles, so it is off meanwhile (~10%).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _scan_range(path, start, end, index, spill_dir)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _scan_range(path: str, start: int, end: int, index: int, spill_dir: str) -> RangeResult:
     result = RangeResult()
     rejects = _Rejects(spill_dir, index, result)
     totals = result.totals
@@ -303,11 +317,7 @@ class ScanResult:
 
 
 def default_workers() -> int:
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(MAX_WORKERS, cpus))
+    return max(1, min(MAX_WORKERS, available_cpus()))
 
 
 class Scan:

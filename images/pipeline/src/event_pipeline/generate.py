@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from multiprocessing.pool import AsyncResult
 from typing import BinaryIO
 
-from event_pipeline.model import EVENT_TYPES
+from event_pipeline.model import EVENT_TYPES, available_cpus
 
 CHUNK_EVENTS = 20_000
 PROGRESS_MIN_COUNT = 1_000_000
@@ -188,10 +188,7 @@ def iter_chunks(
 
 
 def default_workers() -> int:
-    try:
-        return max(1, min(4, len(os.sched_getaffinity(0))))
-    except AttributeError:  # pragma: no cover - not Linux
-        return 1
+    return max(1, min(4, available_cpus()))
 
 
 def write_events(

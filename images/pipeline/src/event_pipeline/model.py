@@ -11,6 +11,8 @@ it (a test checks that) and the aggregator rejects whatever fails it, with a rea
 from __future__ import annotations
 
 import json
+import math
+import os
 from datetime import datetime
 from typing import Any, Final
 
@@ -165,3 +167,30 @@ def excerpt(line: bytes) -> str:
     """A short, printable, storable (no NUL) excerpt of a rejected line."""
     text = line[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")[:EXCERPT_CHARS]
     return text.replace("\x00", "\\0")
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: affinity, capped by a cgroup CPU quota (a pod's limit)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    quota = None
+    try:  # cgroup v2: "max 100000" or "200000 100000"
+        with open("/sys/fs/cgroup/cpu.max") as fh:
+            limit, period = fh.read().split()[:2]
+        if limit != "max":
+            quota = int(limit) / int(period)
+    except (OSError, ValueError):
+        try:  # cgroup v1
+            with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as fh:
+                limit_us = int(fh.read())
+            with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as fh:
+                period_us = int(fh.read())
+            if limit_us > 0 and period_us > 0:
+                quota = limit_us / period_us
+        except (OSError, ValueError):
+            pass
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota)))
+    return max(1, cpus)
