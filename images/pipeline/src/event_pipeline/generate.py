@@ -319,6 +319,10 @@ def main(argv: list[str] | None = None) -> int:
                 args.output,
                 lambda fh: write_events(fh, args.count, args.seed, pools, progress, args.workers),
             )
+    except KeyboardInterrupt:
+        kept = "" if args.output == "-" else f"; {args.output} was not replaced"
+        print(f"generate-events: interrupted{kept}", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # A reader that stops early (`| head`) is not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
