@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .model import Obj, Report, Resource, as_dict, as_list, jpath
@@ -84,3 +85,83 @@ def _check_peer(
             jpath(path, "podSelector"),
             f"selects no pod in namespace {target_ns}: this rule allows nothing",
         )
+
+
+SELECTOR_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
+SVC_HOST = re.compile(r"\b([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc\b")
+
+
+def check_services(resources: list[Resource], units: list[PodUnit], report: Report) -> None:
+    """Workload selectors, Service selectors/ports, StatefulSet serviceName, *.svc hostnames."""
+    services = {(r.namespace, r.name): r for r in resources if r.kind == "Service"}
+    namespaces = {r.name for r in resources if r.kind == "Namespace"}
+    for r in resources:
+        if r.upstream:
+            continue
+        if r.kind in SELECTOR_KINDS:
+            tmpl_labels = {
+                str(k): str(v)
+                for k, v in as_dict(
+                    as_dict(as_dict(r.spec.get("template")).get("metadata")).get("labels")
+                ).items()
+            }
+            sel = r.spec.get("selector")
+            if as_dict(sel) and not selects(sel, tmpl_labels):
+                report.add(
+                    "semantics",
+                    r,
+                    "spec.selector",
+                    "selector does not match the pod template's labels (the API server rejects it)",
+                )
+        if r.kind == "StatefulSet":
+            svc = r.spec.get("serviceName")
+            if svc and (r.namespace, str(svc)) not in services:
+                report.add(
+                    "semantics",
+                    r,
+                    "spec.serviceName",
+                    f"Service {r.namespace}/{svc} is not in the render",
+                )
+        if r.kind == "Service" and as_dict(r.spec.get("selector")):
+            sel = {"matchLabels": r.spec["selector"]}
+            pods = [u for u in _pods_in(units, r.namespace) if selects(sel, u.labels)]
+            if not pods:
+                report.add(
+                    "semantics",
+                    r,
+                    "spec.selector",
+                    f"selects no pod in namespace {r.namespace} (no endpoints)",
+                )
+                continue
+            named = {
+                str(as_dict(p).get("name"))
+                for u in pods
+                for c in u.containers
+                for p in as_list(c.obj.get("ports"))
+            }
+            for i, port in enumerate(as_list(r.spec.get("ports"))):
+                tp = as_dict(port).get("targetPort")
+                if isinstance(tp, str) and not tp.isdigit() and tp not in named:
+                    report.add(
+                        "semantics",
+                        r,
+                        jpath("spec", "ports", i, "targetPort"),
+                        f"named targetPort {tp!r} is not a container port of the selected pods",
+                    )
+    for u in units:
+        if u.derived or u.res.upstream:
+            continue
+        for c in u.containers:
+            for i, e in enumerate(as_list(c.obj.get("env"))):
+                value = as_dict(e).get("value")
+                if not isinstance(value, str):
+                    continue
+                for m in SVC_HOST.finditer(value):
+                    name, ns = m.group(1), m.group(3)
+                    if ns in namespaces and (ns, name) not in services:
+                        report.add(
+                            "semantics",
+                            u.res,
+                            jpath(c.path, "env", i, "value"),
+                            f"{m.group(0)}: no Service {ns}/{name} in the render",
+                        )

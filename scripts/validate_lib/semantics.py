@@ -42,6 +42,7 @@ def check(
             check_patches(u, report)
     _check_executor_rbac(units, idx, cfg, report)
     netpol.check(resources, units, report)
+    netpol.check_services(resources, units, report)
     if profile is not None:
         check_profile(units, cfg, profile, report, label)
     _check_upstream(resources, cfg, report)
