@@ -9,6 +9,7 @@ annotation is removed before validation.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -247,11 +248,8 @@ class Renderer:
                     for d in docs
                     if isinstance(d, dict)
                 }
-                try:
-                    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-                    cache.write_text(json.dumps(self._pristine[rel]))
-                except OSError:
-                    pass
+                with contextlib.suppress(OSError):  # read-only checkout: slower, still right
+                    yamlio.write_atomic(cache, json.dumps(self._pristine[rel]))
         return self._pristine[rel]
 
     def render(self, kdir: Path, label: str, report: Report) -> list[Resource] | None:

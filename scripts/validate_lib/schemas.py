@@ -8,6 +8,7 @@ lists properties and does not say x-kubernetes-preserve-unknown-fields.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -197,13 +198,8 @@ def _crd_doc(rel: str) -> Obj:
             "schema": crd_to_jsonschema(sch),
         }
     data = {"group": as_dict(doc.get("spec")).get("group"), "versions": versions}
-    try:
-        _cache_dir().mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".part")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(cached)
-    except OSError:
-        pass  # a read-only checkout still validates, only slower
+    with contextlib.suppress(OSError):  # a read-only checkout still validates, only slower
+        yamlio.write_atomic(cached, json.dumps(data))
     return data
 
 

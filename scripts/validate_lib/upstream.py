@@ -73,7 +73,7 @@ def local_path(rel: str) -> Path:
     if url is None:
         raise UpstreamError(f"{rel} is not a pinned upstream file")
     cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(cached.suffix + ".part")
+    tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
     try:
         with urllib.request.urlopen(url, timeout=120) as resp:  # noqa: S310 (pinned https URL)
             tmp.write_bytes(resp.read())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -60,15 +62,19 @@ def load_all_cached(text: str, cache_dir: Path | None) -> list[Any]:
         docs = load_all(chunk)
         out.extend(docs)
         if len(docs) == 1:
-            try:
-                cache_dir.mkdir(parents=True, exist_ok=True)
-                tmp = f.with_suffix(".part")
-                tmp.write_text(json.dumps(docs[0]))
-                tmp.replace(f)
-            except (OSError, TypeError, ValueError):
-                pass  # uncachable (read-only checkout, non-JSON scalars): parse next time
+            # Uncachable (read-only checkout, non-JSON scalars): parsed again next time.
+            with contextlib.suppress(OSError, TypeError, ValueError):
+                write_atomic(f, json.dumps(docs[0]))
     return out
 
 
 def canonical_digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a private temp file + rename: parallel gate runs share the cache."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
