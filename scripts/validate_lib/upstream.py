@@ -8,13 +8,42 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import urllib.request
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_UPSTREAM = Path(
-    os.environ.get("VALIDATE_UPSTREAM_DIR", str(REPO_ROOT.parent / "shared" / "upstream"))
-)
+
+
+def _shared_upstream() -> Path:
+    """$VALIDATE_UPSTREAM_DIR, else ../shared/upstream next to this checkout, else next to the
+    checkout this one was cloned from when that is a local path (CI's clean clone)."""
+    env = os.environ.get("VALIDATE_UPSTREAM_DIR")
+    if env:
+        return Path(env)
+    here = REPO_ROOT.parent / "shared" / "upstream"
+    if here.is_dir():
+        return here
+    try:
+        origin = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "config", "--get", "remote.origin.url"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        origin = ""
+    if origin.startswith("file://"):
+        origin = origin[len("file://") :]
+    if origin.startswith("/"):
+        cand = Path(origin).resolve().parent / "shared" / "upstream"
+        if cand.is_dir():
+            return cand
+    return here
+
+
+SHARED_UPSTREAM = _shared_upstream()
 CACHE_DIR = Path(os.environ.get("VALIDATE_CACHE_DIR", str(REPO_ROOT / ".cache"))) / "upstream"
 
 AW = "argo-workflows-v4.1.2"
