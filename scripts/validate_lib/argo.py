@@ -122,7 +122,15 @@ def check(r: Resource, idx: Index, report: Report) -> None:
             jpath(own_path, "entrypoint"),
             f"entrypoint {entry!r} is not a template (templates: {', '.join(sorted(templates))})",
         )
-    elif entry is None and r.kind in ("Workflow", "CronWorkflow"):
+    on_exit = own.get("onExit")
+    if on_exit is not None and str(on_exit) not in templates:
+        report.add(
+            "semantics",
+            r,
+            jpath(own_path, "onExit"),
+            f"onExit template {on_exit!r} does not exist",
+        )
+    if entry is None and r.kind in ("Workflow", "CronWorkflow"):
         report.add(
             "semantics",
             r,
@@ -381,6 +389,13 @@ def _check_template(
             target = _resolve(step, templates, idx, r, spath, report)
             step_targets[n] = target
             step_group[n] = g
+            if step.get("onExit") is not None and str(step["onExit"]) not in templates:
+                report.add(
+                    "semantics",
+                    r,
+                    jpath(spath, "onExit"),
+                    f"onExit template {step['onExit']!r} does not exist",
+                )
             if target is not None:
                 _check_args(step, target, r, spath, report)
     dag = as_dict(t.get("dag"))
