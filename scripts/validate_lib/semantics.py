@@ -231,6 +231,8 @@ def _check_executor_rbac(units: list[PodUnit], idx: Index, cfg: Config, report: 
                 "automountServiceAccountToken false without executor.serviceAccountName: "
                 "Argo rejects the workflow",
             )
+        if u.pod.get("automountServiceAccountToken") is False and executor_sa:
+            _check_token_secret(u, str(executor_sa), idx, cfg, report)
         if not sa:
             report.add(
                 "semantics",
@@ -250,6 +252,32 @@ def _check_executor_rbac(units: list[PodUnit], idx: Index, cfg: Config, report: 
                 f"ServiceAccount {u.namespace}/{sa} lacks workflowtaskresults {missing} "
                 "(argoproj.io) through a Role/RoleBinding in its namespace",
             )
+
+
+def _check_token_secret(u: PodUnit, sa: str, idx: Index, cfg: Config, report: Report) -> None:
+    """Without an automounted token Argo mounts the executor's token from the Secret
+    `<sa>.service-account-token` (Kubernetes >= 1.24 creates none by itself)."""
+    name = f"{sa}.service-account-token"
+    sec = idx.get("Secret", u.namespace, name)
+    if sec is None:
+        if cfg.external_obj("Secret", name, u.namespace) is None:
+            report.add(
+                "semantics",
+                u.res,
+                jpath(u.path, "executor", "serviceAccountName"),
+                f"automountServiceAccountToken false: Argo mounts the executor token from Secret "
+                f"{u.namespace}/{name}, which is not in the render nor declared external",
+            )
+        return
+    ann = as_dict(sec.meta.get("annotations")).get("kubernetes.io/service-account.name")
+    if sec.obj.get("type") != "kubernetes.io/service-account-token" or ann != sa:
+        report.add(
+            "semantics",
+            sec,
+            "type",
+            f"must be type kubernetes.io/service-account-token with annotation "
+            f"kubernetes.io/service-account.name: {sa} (the token controller fills it)",
+        )
 
 
 def check_profile(
