@@ -187,6 +187,13 @@ def _check_unit(u: PodUnit, idx: Index, cfg: Config, report: Report, psa: dict[s
     for flag in ("hostNetwork", "hostPID", "hostIPC"):
         if pod.get(flag) is True:
             report.add("semantics", r, jpath(u.path, flag), f"{flag} is not allowed")
+    if r.kind in ("Job", "CronJob") and pod.get("restartPolicy") not in ("Never", "OnFailure"):
+        report.add(
+            "semantics",
+            r,
+            jpath(u.path, "restartPolicy"),
+            "a Job's pods need restartPolicy Never or OnFailure (the API server rejects others)",
+        )
     # Volumes
     for i, v in enumerate(as_list(pod.get("volumes"))):
         v = as_dict(v)
@@ -417,6 +424,19 @@ def _check_container(
         if why:
             continue
         report.add("policy", r, jpath(path, field_), reason)
+    # Probes naming a port must name one of this container's ports.
+    port_names = {str(as_dict(p).get("name")) for p in as_list(c.get("ports"))}
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        pr = as_dict(c.get(probe))
+        for handler in ("httpGet", "tcpSocket", "grpc"):
+            port = as_dict(pr.get(handler)).get("port")
+            if isinstance(port, str) and not port.isdigit() and port not in port_names:
+                report.add(
+                    "semantics",
+                    r,
+                    jpath(path, probe, handler, "port"),
+                    f"probe port {port!r} is not a named port of this container",
+                )
     # Volume mounts
     seen: set[str] = set()
     for i, m in enumerate(as_list(c.get("volumeMounts"))):
