@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -150,3 +151,9 @@ def test_strict_schemas_agree_with_kubernetes_validate() -> None:
         assert theirs == (not report.problems) == valid, (obj["kind"], report.problems)
         checked += 1
     assert checked >= 10
+
+
+def test_docs_fixture_table_lists_every_fixture() -> None:
+    doc = (REPO / "docs" / "validation.md").read_text()
+    listed = set(re.findall(r"^\| `([a-z0-9-]+)` \|", doc, flags=re.MULTILINE))
+    assert {p.name for p in BROKEN} <= listed
