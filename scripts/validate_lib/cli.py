@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if resources is None:
                 continue
+            if not resources:
+                report.add("render", None, "", "rendered no objects", source=label)
+                continue
             renders[label] = resources
             schemas.check(resources, report, set(cfg.allowed_kinds))
             profile = args.profile or cfg.profile_for(label)
