@@ -25,7 +25,7 @@ from referencing import Resource as RefResource
 from . import upstream, yamlio
 from .model import Obj, Report, Resource, as_dict, as_list
 
-# minikube 1.38 starts Kubernetes 1.35 by default; kubernetes-validate ships 1.35 schemas.
+# Kubernetes 1.35: taken as minikube 1.38's default (kubernetes-validate ships 1.33-1.37).
 K8S_VERSION = os.environ.get("VALIDATE_K8S_VERSION", "1.35")
 MAX_ERRORS_PER_RESOURCE = 10
 DEFS_ID = "https://kubernetes.io/api/_definitions.json"
