@@ -424,6 +424,14 @@ def _check_container(
         if why:
             continue
         report.add("policy", r, jpath(path, field_), reason)
+    if u.argo and role == "main" and not c.get("command") and path.endswith("container"):
+        report.add(
+            "semantics",
+            r,
+            jpath(path, "command"),
+            "no command: Argo's emissary executor then looks the image's entrypoint up in its "
+            "registry, which fails for images built into minikube; set command",
+        )
     # Probes naming a port must name one of this container's ports.
     port_names = {str(as_dict(p).get("name")) for p in as_list(c.get("ports"))}
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):

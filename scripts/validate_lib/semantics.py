@@ -231,7 +231,7 @@ def _check_executor_rbac(units: list[PodUnit], idx: Index, cfg: Config, report: 
                 "automountServiceAccountToken false without executor.serviceAccountName: "
                 "Argo rejects the workflow",
             )
-        if u.pod.get("automountServiceAccountToken") is False and executor_sa:
+        if executor_sa:
             _check_token_secret(u, str(executor_sa), idx, cfg, report)
         if not sa:
             report.add(
@@ -255,7 +255,7 @@ def _check_executor_rbac(units: list[PodUnit], idx: Index, cfg: Config, report: 
 
 
 def _check_token_secret(u: PodUnit, sa: str, idx: Index, cfg: Config, report: Report) -> None:
-    """Without an automounted token Argo mounts the executor's token from the Secret
+    """With executor.serviceAccountName Argo mounts the executor's token from the Secret
     `<sa>.service-account-token` (Kubernetes >= 1.24 creates none by itself)."""
     name = f"{sa}.service-account-token"
     sec = idx.get("Secret", u.namespace, name)
@@ -265,7 +265,7 @@ def _check_token_secret(u: PodUnit, sa: str, idx: Index, cfg: Config, report: Re
                 "semantics",
                 u.res,
                 jpath(u.path, "executor", "serviceAccountName"),
-                f"automountServiceAccountToken false: Argo mounts the executor token from Secret "
+                f"executor.serviceAccountName {sa}: Argo mounts the executor token from Secret "
                 f"{u.namespace}/{name}, which is not in the render nor declared external",
             )
         return
