@@ -157,3 +157,36 @@ def test_docs_fixture_table_lists_every_fixture() -> None:
     doc = (REPO / "docs" / "validation.md").read_text()
     listed = set(re.findall(r"^\| `([a-z0-9-]+)` \|", doc, flags=re.MULTILINE))
     assert {p.name for p in BROKEN} <= listed
+
+
+@pytest.mark.parametrize("overlay", ["minikube", "no-gvisor"])
+def test_root_application_from_bootstrap_passes(overlay: str) -> None:
+    """The root Application bootstrap/up applies (not a file in Git) passes the gate too."""
+    root = subprocess.run(
+        [
+            str(REPO / "bootstrap" / "up"),
+            "--print-root-app",
+            "--overlay",
+            overlay,
+            "--repo-url",
+            "https://github.com/example/fork.git",
+            "--revision",
+            "main",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "kind: Application" in root
+    p = subprocess.run(
+        [sys.executable, str(GATE), "--no-checkov", "-"],
+        input=root,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        check=False,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
