@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         ck = policy.CheckovResult(ran=False)
         if not args.no_checkov and renders:
             ck = policy.run(renders, cfg, report)
+            if repo_mode and ck.ran:
+                policy.unused_skips(cfg, ck, report)
     finally:
         renderer.close()
     if args.list_pods:

@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import upstream, yamlio
@@ -32,6 +32,7 @@ class CheckovResult:
     passed: int = 0
     failed: int = 0
     skipped: int = 0
+    used_skips: set[tuple[str, str]] = field(default_factory=set)  # (check, pattern)
 
 
 def _checkov_id(r: Resource) -> str:
@@ -110,9 +111,10 @@ def run(groups: dict[str, list[Resource]], cfg: Config, report: Report) -> Check
                 cid = str(f.get("check_id"))
                 hit = ids.get((fname, str(f.get("resource"))))
                 ident = hit.ident if hit else str(f.get("resource"))
-                reason = _skip_reason(cfg, cid, ident)
-                if reason is not None:
+                used = _skip_match(cfg, cid, ident)
+                if used is not None:
                     res.skipped += 1
+                    res.used_skips.add(used)
                     continue
                 res.failed += 1
                 msg = f"checkov {cid}: {f.get('check_name')}"
@@ -125,13 +127,34 @@ def run(groups: dict[str, list[Resource]], cfg: Config, report: Report) -> Check
         return res
 
 
-def _skip_reason(cfg: Config, check_id: str, ident: str) -> str | None:
+def _skip_match(cfg: Config, check_id: str, ident: str) -> tuple[str, str] | None:
+    """(check, pattern) of the central skip covering this finding, if any."""
     for s in cfg.checkov_skips:
         if s.get("check") != check_id:
             continue
-        pats = s.get("resources", ["*"])
-        if isinstance(pats, str):
-            pats = [pats]
-        if any(fnmatch.fnmatchcase(ident, str(pat)) for pat in pats):
-            return str(s.get("reason", ""))
+        for pat in skip_patterns(s):
+            if fnmatch.fnmatchcase(ident, pat):
+                return (check_id, pat)
     return None
+
+
+def skip_patterns(skip: dict[str, object]) -> list[str]:
+    pats = skip.get("resources", ["*"])
+    if isinstance(pats, str):
+        return [pats]
+    return [str(p) for p in pats] if isinstance(pats, list) else ["*"]
+
+
+def unused_skips(cfg: Config, res: CheckovResult, report: Report) -> None:
+    """A central skip that no longer matches a finding is stale: drop it (keeps skips honest)."""
+    for s in cfg.checkov_skips:
+        for pat in skip_patterns(s):
+            if (str(s.get("check")), pat) not in res.used_skips:
+                report.add(
+                    "policy",
+                    None,
+                    "checkov_skips",
+                    f"skip {s.get('check')} for {pat!r} matches no checkov finding any more: "
+                    "remove it from scripts/validate-config.yaml",
+                    source="scripts/validate-config.yaml",
+                )
