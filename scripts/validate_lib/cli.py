@@ -88,6 +88,15 @@ def main(argv: list[str] | None = None) -> int:
             profile = args.profile or cfg.profile_for(label)
             units_all[label] = semantics.check(resources, cfg, report, profile, label)
         _global_checks(renders, dirs_of, renderer, cfg, report)
+        if repo_mode:
+            for stale in cfg.unused_exceptions():
+                report.add(
+                    "policy",
+                    None,
+                    "security_exceptions",
+                    f"exception {stale} covers no finding any more: remove it",
+                    source="scripts/validate-config.yaml",
+                )
         ck = policy.CheckovResult(ran=False)
         if not args.no_checkov and renders:
             ck = policy.run(renders, cfg, report)

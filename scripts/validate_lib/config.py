@@ -33,6 +33,7 @@ class Config:
     allowed_kinds: dict[str, str] = field(default_factory=dict)  # kind -> reason
     allowed_secrets: list[Obj] = field(default_factory=list)
     hostpath_namespaces: list[str] = field(default_factory=list)
+    used_exceptions: set[tuple[int, str]] = field(default_factory=set)
     forbidden_hostpaths: list[str] = field(default_factory=list)
 
     def external_obj(self, kind: str, name: str, namespace: str | None) -> ExternalObject | None:
@@ -42,12 +43,21 @@ class Config:
         return None
 
     def exception_for(self, container_key: str, check: str) -> str | None:
-        for ex in self.security_exceptions:
-            if fnmatch.fnmatchcase(
-                container_key, str(ex.get("container", ""))
-            ) and check in as_list(ex.get("checks")):
+        """Reason of the security exception covering this finding (recorded as used)."""
+        for i, ex in enumerate(self.security_exceptions):
+            pattern = str(ex.get("container", ""))
+            if fnmatch.fnmatchcase(container_key, pattern) and check in as_list(ex.get("checks")):
+                self.used_exceptions.add((i, check))
                 return str(ex.get("reason", ""))
         return None
+
+    def unused_exceptions(self) -> list[str]:
+        out = []
+        for i, ex in enumerate(self.security_exceptions):
+            for check in as_list(ex.get("checks")):
+                if (i, check) not in self.used_exceptions:
+                    out.append(f"{ex.get('container')} ({check})")
+        return out
 
     def profile_for(self, label: str) -> str | None:
         return self.targets.get(label.rstrip("/"))
