@@ -432,6 +432,14 @@ def _check_container(
             "no command: Argo's emissary executor then looks the image's entrypoint up in its "
             "registry, which fails for images built into minikube; set command",
         )
+    for i, port in enumerate(as_list(c.get("ports"))):
+        if as_dict(port).get("hostPort"):
+            report.add(
+                "semantics",
+                r,
+                jpath(path, "ports", i, "hostPort"),
+                "hostPort binds the node's network (Pod Security baseline rejects it)",
+            )
     # Probes naming a port must name one of this container's ports.
     port_names = {str(as_dict(p).get("name")) for p in as_list(c.get("ports"))}
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
