@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import argocd, config, policy, render, schemas, semantics, upstream
+from . import argocd, config, patchcheck, policy, render, schemas, semantics, upstream
 from .model import CLUSTER_SCOPED, Report, Resource, as_dict, as_list
 from .pods import PodUnit
 
@@ -59,8 +59,10 @@ def main(argv: list[str] | None = None) -> int:
             for d in nested:
                 if render.is_component(d):
                     continue
-                if renderer.render(d, _label(d), report) is not None:
+                rendered_nested = renderer.render(d, _label(d), report)
+                if rendered_nested is not None:
                     nested_ok += 1
+                    patchcheck.check(d, rendered_nested, _label(d), report)
                 dirs_of[d.resolve()] = _label(d)
             targets = [(_label(d), d) for d in tops if not render.is_component(d)]
         else:
@@ -75,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             elif path.is_dir():
                 resources = renderer.render(path, label, report)
                 dirs_of[path.resolve()] = label
+                if resources:
+                    patchcheck.check(path, resources, label, report)
             else:
                 report.add("render", None, "", "no such file or directory", source=label)
                 continue
