@@ -158,6 +158,16 @@ def _global_checks(
             renders_extra[label] = rendered
         proj = projects.get(str(app.spec.get("project")))
         argocd.check_project_kinds(app, proj, rendered, report, CLUSTER_SCOPED)
+        kz = as_dict(as_dict(app.spec.get("source")).get("kustomize"))
+        for i, p in enumerate(as_list(kz.get("patches"))):
+            target = as_dict(as_dict(p).get("target"))
+            if target and not any(patchcheck.target_matches(target, r) for r in rendered):
+                report.add(
+                    "semantics",
+                    app,
+                    f"spec.source.kustomize.patches[{i}].target",
+                    f"selects no object of {label}: Argo CD's kustomize skips the patch silently",
+                )
         big = [
             r.name
             for r in rendered
