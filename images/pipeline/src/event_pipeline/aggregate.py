@@ -24,17 +24,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO
 
-import orjson
-
 from event_pipeline.model import (
-    MAX_ID_CHARS,
+    DECODE_ERRORS,
     MAX_LINE_BYTES,
-    MAX_SESSION_DURATION,
     UTF8_BOM,
     Rejected,
     available_cpus,
     copy_text,
+    decode_event,
     excerpt,
+    good_id,
     validate_line,
 )
 
@@ -97,16 +96,6 @@ class _Rejects:
             self._fh.close()
 
 
-def _good_id(value: object) -> bool:
-    """The string rules of model._check_id, as a yes/no for the fast path."""
-    return (
-        type(value) is str
-        and 0 < len(value) <= MAX_ID_CHARS
-        and value.isprintable()
-        and not value.isspace()
-    )
-
-
 def scan_range(path: str, start: int, end: int, index: int, spill_dir: str) -> RangeResult:
     """Validate and total the lines in ``[start, end)``; ``start`` is at a line start."""
     # Every parsed line is a new dict, which would trigger the cyclic garbage collector every
@@ -124,21 +113,37 @@ def _scan_range(path: str, start: int, end: int, index: int, spill_dir: str) -> 
     result = RangeResult()
     rejects = _Rejects(spill_dir, index, result)
     totals = result.totals
-    loads = orjson.loads
+    decode = decode_event
+    decode_errors = DECODE_ERRORS
     fromiso = datetime.fromisoformat
     max_line = MAX_LINE_BYTES
-    max_duration = MAX_SESSION_DURATION
     known: set[str] = set()
-    good_id = _good_id
 
-    def known_id(value: object) -> bool:
-        if not _good_id(value):
+    def known_id(value: str) -> bool:
+        if not good_id(value):
             return False
         if len(known) < KNOWN_IDS_MAX:  # bounded: adversarial input cannot grow it
-            known.add(value)  # type: ignore[arg-type]
+            known.add(value)
         return True
 
-    lines = valid = duration_sum = 0
+    def slow_path(number: int, line: bytes) -> None:
+        """Anything the fast path did not accept: validate_line accepts it or says why."""
+        if len(line) > max_line:
+            rejects.add(number, f"line too long: {len(line)} bytes (max {max_line})", line)
+            return
+        try:
+            user, duration = validate_line(line)
+        except Rejected as exc:
+            rejects.add(number, str(exc), line)
+            return
+        entry = totals.get(user)
+        if entry is None:
+            totals[user] = [duration, 1]
+        else:
+            entry[0] += duration
+            entry[1] += 1
+
+    lines = 0
     carry = b""
     skipping = 0  # > 0 while inside an over-long line: bytes seen so far
     skip_head = b""
@@ -172,74 +177,47 @@ def _scan_range(path: str, start: int, end: int, index: int, spill_dir: str) -> 
             carry = parts.pop()
             if len(carry) > max_line:
                 skipping, skip_head, carry = len(carry), carry[:1024], b""
-            for line in parts:
-                lines += 1
-                # Fast path: the common valid shape, checked inline. Anything else goes to
-                # validate_line, which either accepts it or names the reason.
-                if len(line) <= max_line:
-                    try:
-                        event = loads(line)
-                        user = event["userId"]
-                        duration = event["sessionDuration"]
-                        etype = event["eventType"]
-                        product = event["productId"]
-                        fromiso(event["timestamp"])  # TypeError if not a str
-                        # A user already in the totals, and an eventType/productId already
-                        # in `known`, passed the full string checks before: hashing is
-                        # cheaper than checking again. Unhashable values raise TypeError.
-                        entry = totals.get(user)
-                        if (
-                            type(duration) is int
-                            and 0 <= duration <= max_duration
-                            and (entry is not None or good_id(user))
-                            and (etype in known or known_id(etype))
-                            and (product in known or known_id(product))
-                        ):
-                            if entry is None:
-                                totals[user] = [duration, 1]
-                            else:
-                                entry[0] += duration
-                                entry[1] += 1
-                            valid += 1
-                            duration_sum += duration
-                            continue
-                    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                        pass
-                    try:
-                        user, duration = validate_line(line)
-                    except Rejected as exc:
-                        rejects.add(lines, str(exc), line)
-                        continue
+            if not parts:
+                continue
+            if max(map(len, parts)) > max_line:  # rare: this block takes the slow path
+                for number, line in enumerate(parts, lines + 1):
+                    slow_path(number, line)
+                lines += len(parts)
+                continue
+            for number, line in enumerate(parts, lines + 1):
+                # Fast path: model.validate_line's first half, inlined. msgspec checks types
+                # and ranges; a user already in the totals, and an eventType/productId already
+                # in `known`, passed good_id before: hashing is cheaper than checking again.
+                try:
+                    event = decode(line)
+                    fromiso(event.timestamp)
+                    user = event.userId
                     entry = totals.get(user)
-                    if entry is None:
-                        totals[user] = [duration, 1]
-                    else:
-                        entry[0] += duration
-                        entry[1] += 1
-                    valid += 1
-                    duration_sum += duration
-                else:
-                    rejects.add(lines, f"line too long: {len(line)} bytes (max {max_line})", line)
+                    if (
+                        (entry is not None or good_id(user))
+                        and (event.eventType in known or known_id(event.eventType))
+                        and (event.productId in known or known_id(event.productId))
+                    ):
+                        if entry is None:
+                            totals[user] = [event.sessionDuration, 1]
+                        else:
+                            entry[0] += event.sessionDuration
+                            entry[1] += 1
+                        continue
+                except decode_errors:
+                    pass
+                slow_path(number, line)
+            lines += len(parts)
         if skipping:
             lines += 1
             rejects.add(lines, f"line too long: {skipping} bytes (max {max_line})", skip_head)
         elif carry:  # last line without a trailing newline
             lines += 1
-            try:
-                user, duration = validate_line(carry)
-            except Rejected as exc:
-                rejects.add(lines, str(exc), carry)
-            else:
-                entry = totals.get(user)
-                if entry is None:
-                    totals[user] = [duration, 1]
-                else:
-                    entry[0] += duration
-                    entry[1] += 1
-                valid += 1
-                duration_sum += duration
+            slow_path(lines, carry)
     rejects.close()
-    result.lines, result.valid, result.duration_sum = lines, valid, duration_sum
+    result.lines = lines
+    result.valid = sum(entry[1] for entry in totals.values())
+    result.duration_sum = sum(entry[0] for entry in totals.values())
     return result
 
 

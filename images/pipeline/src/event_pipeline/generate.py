@@ -10,17 +10,16 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import random
 import re
 import sys
 import tempfile
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from multiprocessing.pool import AsyncResult
 from typing import BinaryIO
 
 from event_pipeline.model import EVENT_TYPES, available_cpus
@@ -47,10 +46,11 @@ class Pools:
     """Precomputed JSON fragments; events pick from them by index."""
 
     users: list[str]  # user id per index
-    user_table: list[str]  # '"userId":"…"' fragments, repeated by activity weight
-    event_table: list[str]  # '"eventType":"…"' fragments, EVENT_TABLE entries by weight
-    products: list[str]  # '"productId":"…"' fragments
-    durations: list[int]  # 2**DURATION_BITS log-normal session lengths
+    user_table: list[str]  # '"userId":"…",' fragments, repeated by activity weight
+    event_table: list[str]  # '"eventType":"…",' fragments, EVENT_TABLE entries by weight
+    products: list[str]  # '"productId":"…",' fragments
+    durations: list[str]  # '"sessionDuration":N}\n' for log-normal session lengths
+    millis: list[str]  # '.mmmZ",' for 0..999
     start_ms: int
 
 
@@ -78,28 +78,30 @@ def build_pools(seed: int, users: int, start: datetime | None = None) -> Pools:
     total = sum(weights)
     user_table: list[str] = []
     for uid, weight in zip(user_ids, weights, strict=True):
-        user_table.extend([f'"userId":"{uid}"'] * (1 + int(weight / total * spare)))
+        user_table.extend([f'"userId":"{uid}",'] * (1 + int(weight / total * spare)))
     user_table.extend(user_table[: size - len(user_table)])
     weight_sum = sum(w for _, w in EVENT_TYPES)
     counts = [w * EVENT_TABLE // weight_sum for _, w in EVENT_TYPES]
     counts[0] += EVENT_TABLE - sum(counts)
     event_table: list[str] = []
     for (name, _), n in zip(EVENT_TYPES, counts, strict=True):
-        event_table.extend([f'"eventType":"{name}"'] * n)
+        event_table.extend([f'"eventType":"{name}",'] * n)
     products = [
-        f'"productId":"{fake.bothify("??-#####", letters="ABCDEFGHJKLMNPQRSTUVWXYZ")}"'
+        f'"productId":"{fake.bothify("??-#####", letters="ABCDEFGHJKLMNPQRSTUVWXYZ")}",'
         for _ in range(1 << PRODUCT_BITS)
     ]
     # Log-normal session lengths: median about 90 s, a long tail capped at 4 hours.
     durations = [
-        min(MAX_DURATION_S, int(rng.lognormvariate(4.5, 1.2))) for _ in range(1 << DURATION_BITS)
+        f'"sessionDuration":{min(MAX_DURATION_S, int(rng.lognormvariate(4.5, 1.2)))}}}\n'
+        for _ in range(1 << DURATION_BITS)
     ]
+    millis = [f'.{m:03d}Z",' for m in range(1000)]
     if start is None:
         base = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
         start_ms = int(base) * 1000 + rng.randrange(365 * 86400) * 1000
     else:
         start_ms = int(start.timestamp() * 1000)
-    return Pools(user_ids, user_table, event_table, products, durations, start_ms)
+    return Pools(user_ids, user_table, event_table, products, durations, millis, start_ms)
 
 
 def make_chunk(pools: Pools, seed: int, index: int, n: int) -> bytes:
@@ -109,53 +111,61 @@ def make_chunk(pools: Pools, seed: int, index: int, n: int) -> bytes:
     order by any number of processes and the file is the same bytes.
     """
     rng = random.Random(f"{seed}/{index}")  # noqa: S311 - reproducible fake data
-    user_bits = (len(pools.user_table) - 1).bit_length()
     bits = rng.getrandbits
-    draw_bits = GAP_BITS + DURATION_BITS + PRODUCT_BITS + EVENT_BITS + user_bits
-    gmtime = time.gmtime
-    strftime = time.strftime
     users = pools.user_table
     events = pools.event_table
     products = pools.products
     durations = pools.durations
+    millis = pools.millis
+    user_bits = (len(users) - 1).bit_length()
+    draw_bits = GAP_BITS + DURATION_BITS + PRODUCT_BITS + EVENT_BITS + user_bits
     gap_mask = (1 << GAP_BITS) - 1
     d_shift, d_mask = GAP_BITS, (1 << DURATION_BITS) - 1
     p_shift, p_mask = d_shift + DURATION_BITS, (1 << PRODUCT_BITS) - 1
     e_shift, e_mask = p_shift + PRODUCT_BITS, EVENT_TABLE - 1
     u_shift = e_shift + EVENT_BITS
-    ms = pools.start_ms + index * CHUNK_WINDOW_MS
-    # The window leaves ~6 standard deviations of room over the mean gap; the clamp only keeps
-    # the order if that ever runs out.
-    last_ms = ms + CHUNK_WINDOW_MS - 1
-    last_s = -1
-    prefix = ""
+    gmtime = time.gmtime
+    strftime = time.strftime
+    head = '{"timestamp":"%Y-%m-%dT%H:%M:%S'
+    first_ms = pools.start_ms + index * CHUNK_WINDOW_MS
+    s, m = divmod(first_ms, 1000)
+    # The window leaves ~6 standard deviations of room over the mean gap; should it ever run
+    # out, time stops at its last second rather than overlap the next chunk.
+    last_s = (first_ms + CHUNK_WINDOW_MS) // 1000 - 1
+    prefix = strftime(head, gmtime(s))
     out: list[str] = []
     append = out.append
     for _ in range(n):
         r = bits(draw_bits)  # one draw per event: cheaper than five random() calls
-        ms += r & gap_mask
-        if ms > last_ms:
-            ms = last_ms
-        s, m = divmod(ms, 1000)
-        if s != last_s:
-            prefix = strftime('{"timestamp":"%Y-%m-%dT%H:%M:%S', gmtime(s))
-            last_s = s
+        m += r & gap_mask  # a gap is < 1000 ms: at most one carry into the seconds
+        if m >= 1000:
+            m -= 1000
+            if s < last_s:
+                s += 1
+            else:
+                m = 999
+            prefix = strftime(head, gmtime(s))
         append(
-            f'{prefix}.{m:03d}Z",'
-            f"{users[r >> u_shift]},"
-            f"{events[(r >> e_shift) & e_mask]},"
-            f"{products[(r >> p_shift) & p_mask]},"
-            f'"sessionDuration":{durations[(r >> d_shift) & d_mask]}}}\n'
+            f"{prefix}{millis[m]}{users[r >> u_shift]}{events[(r >> e_shift) & e_mask]}"
+            f"{products[(r >> p_shift) & p_mask]}{durations[(r >> d_shift) & d_mask]}"
         )
     return "".join(out).encode("ascii")
 
 
-_FORKED: tuple[Pools, int] | None = None  # pools and seed, inherited by forked workers
-
-
-def _make_forked_chunk(job: tuple[int, int]) -> bytes:
-    assert _FORKED is not None
-    return make_chunk(_FORKED[0], _FORKED[1], job[0], job[1])
+def _chunk_worker(
+    conn: multiprocessing.connection.Connection,
+    pools: Pools,
+    seed: int,
+    jobs: list[tuple[int, int]],
+) -> None:
+    """Make every chunk of ``jobs`` in order; a full pipe blocks it until the writer reads."""
+    try:
+        for index, n in jobs:
+            conn.send_bytes(make_chunk(pools, seed, index, n))
+    except BrokenPipeError:  # the writer stopped (an error, an interrupt): nothing to do
+        pass
+    finally:
+        conn.close()
 
 
 def iter_chunks(
@@ -166,25 +176,43 @@ def iter_chunks(
         (index, min(CHUNK_EVENTS, count - index * CHUNK_EVENTS))
         for index in range((count + CHUNK_EVENTS - 1) // CHUNK_EVENTS)
     ]
-    if workers <= 1 or len(jobs) < 2:
+    workers = min(workers, len(jobs))
+    if workers <= 1:
         for index, n in jobs:
             yield n, make_chunk(pools, seed, index, n)
         return
-    global _FORKED
-    _FORKED = (pools, seed)
-    # fork: the pools reach the workers without pickling; a bounded window of pending chunks
-    # keeps memory flat when the writer (a pipe, a slow disk) is slower than the workers.
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        pending: deque[tuple[int, AsyncResult[bytes]]] = deque()
-        queued = 0
-        while queued < len(jobs) or pending:
-            while queued < len(jobs) and len(pending) < 2 * workers:
-                job = jobs[queued]
-                pending.append((job[1], pool.apply_async(_make_forked_chunk, (job,))))
-                queued += 1
-            n, result = pending.popleft()
-            yield n, result.get()
-    _FORKED = None
+    # Worker w makes chunks w, w + workers, ...; the writer reads them round-robin, so the
+    # file order holds and each pipe holds at most about one chunk (memory stays flat).
+    # Plain processes and pipes, no multiprocessing.Pool: killing a Pool's worker while it
+    # holds the task queue's lock can deadlock the pool's shutdown.
+    ctx = multiprocessing.get_context("fork")  # the pools reach the workers without pickling
+    procs: list[tuple[multiprocessing.process.BaseProcess, multiprocessing.connection.Connection]]
+    procs = []
+    try:
+        for w in range(workers):
+            receiver, sender = ctx.Pipe(duplex=False)
+            worker = ctx.Process(
+                target=_chunk_worker, args=(sender, pools, seed, jobs[w::workers]), daemon=True
+            )
+            worker.start()
+            sender.close()
+            procs.append((worker, receiver))
+        for index, n in jobs:
+            proc, receiver = procs[index % workers]
+            try:
+                data = receiver.recv_bytes()
+            except EOFError:
+                proc.join()
+                raise RuntimeError(
+                    f"generator worker {index % workers} died (exit code {proc.exitcode})"
+                ) from None
+            yield n, data
+    finally:
+        for child, pipe in procs:
+            pipe.close()
+            if child.is_alive():
+                child.kill()
+            child.join()
 
 
 def default_workers() -> int:
