@@ -152,16 +152,21 @@ def make_chunk(pools: Pools, seed: int, index: int, n: int) -> bytes:
     return "".join(out).encode("ascii")
 
 
+def _chunk_size(count: int, index: int) -> int:
+    return min(CHUNK_EVENTS, count - index * CHUNK_EVENTS)
+
+
 def _chunk_worker(
     conn: multiprocessing.connection.Connection,
     pools: Pools,
     seed: int,
-    jobs: list[tuple[int, int]],
+    count: int,
+    indices: range,
 ) -> None:
-    """Make every chunk of ``jobs`` in order; a full pipe blocks it until the writer reads."""
+    """Make every chunk of ``indices`` in order; a full pipe blocks it until the writer reads."""
     try:
-        for index, n in jobs:
-            conn.send_bytes(make_chunk(pools, seed, index, n))
+        for index in indices:
+            conn.send_bytes(make_chunk(pools, seed, index, _chunk_size(count, index)))
     except BrokenPipeError:  # the writer stopped (an error, an interrupt): nothing to do
         pass
     finally:
@@ -172,13 +177,11 @@ def iter_chunks(
     count: int, seed: int, pools: Pools, workers: int = 1
 ) -> Iterator[tuple[int, bytes]]:
     """Yield ``(events_in_chunk, bytes)`` in file order, made by up to ``workers`` processes."""
-    jobs = [
-        (index, min(CHUNK_EVENTS, count - index * CHUNK_EVENTS))
-        for index in range((count + CHUNK_EVENTS - 1) // CHUNK_EVENTS)
-    ]
-    workers = min(workers, len(jobs))
+    chunks = (count + CHUNK_EVENTS - 1) // CHUNK_EVENTS
+    workers = min(workers, chunks)
     if workers <= 1:
-        for index, n in jobs:
+        for index in range(chunks):
+            n = _chunk_size(count, index)
             yield n, make_chunk(pools, seed, index, n)
         return
     # Worker w makes chunks w, w + workers, ...; the writer reads them round-robin, so the
@@ -192,12 +195,14 @@ def iter_chunks(
         for w in range(workers):
             receiver, sender = ctx.Pipe(duplex=False)
             worker = ctx.Process(
-                target=_chunk_worker, args=(sender, pools, seed, jobs[w::workers]), daemon=True
+                target=_chunk_worker,
+                args=(sender, pools, seed, count, range(w, chunks, workers)),
+                daemon=True,
             )
             worker.start()
             sender.close()
             procs.append((worker, receiver))
-        for index, n in jobs:
+        for index in range(chunks):
             proc, receiver = procs[index % workers]
             try:
                 data = receiver.recv_bytes()
@@ -206,7 +211,7 @@ def iter_chunks(
                 raise RuntimeError(
                     f"generator worker {index % workers} died (exit code {proc.exitcode})"
                 ) from None
-            yield n, data
+            yield _chunk_size(count, index), data
     finally:
         for child, pipe in procs:
             pipe.close()
@@ -358,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         target = "stdout" if args.output == "-" else args.output
         print(f"generate-events: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:  # a worker process died (killed, out of memory)
+        print(f"generate-events: {exc}; no output written", file=sys.stderr)
         return 1
     elapsed = time.perf_counter() - started
     if not args.quiet:
