@@ -365,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generate-events: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except RuntimeError as exc:  # a worker process died (killed, out of memory)
-        print(f"generate-events: {exc}; no output written", file=sys.stderr)
+        kept = "" if args.output == "-" else f"; {args.output} was not replaced"
+        print(f"generate-events: {exc}{kept}", file=sys.stderr)
         return 1
     elapsed = time.perf_counter() - started
     if not args.quiet:
