@@ -170,9 +170,10 @@ def test_concurrent_loaders_of_different_batches_on_a_fresh_database(
 
 
 def test_kill_9_during_the_load_leaves_no_partial_batch(
-    database: Database, batch_file: Path, expected: dict[str, int]
+    database: Database, batch_file: Path, expected: dict[str, int], tmp_path: Path
 ) -> None:
-    env = {**database.env, TEST_PAUSE_ENV: "120"}
+    # TMPDIR: the killed loader cannot remove its spill directory; keep it in pytest's tmp.
+    env = {**database.env, TEST_PAUSE_ENV: "120", "TMPDIR": str(tmp_path)}
     proc = subprocess.Popen(
         [cli("aggregate-events"), "--input", str(batch_file), "--batch-id", "crash"],
         env=env,
