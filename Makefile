@@ -6,10 +6,13 @@ PY := $(VENV)/bin/python
 # Empty: `make up` uses the overlay apps/event-pipeline.yaml points at.
 OVERLAY ?=
 
-.PHONY: help venv lint validate test test-fast rehearsal local bench isolation-demo report up down dry-run overlay
+.PHONY: help prereqs venv lint validate test test-fast rehearsal local bench isolation-demo report up down dry-run overlay
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+prereqs: ## Debian packages the tests need (installed when root; see scripts/test-prereqs)
+	scripts/test-prereqs
 
 venv: $(VENV)/.done ## Create .venv (package + test tools) and .venv-checkov
 
@@ -27,7 +30,7 @@ lint: venv ## ruff, mypy, yamllint, shellcheck, hadolint, zizmor, workflow schem
 validate: venv ## Render and validate every kustomization (scripts/validate)
 	$(PY) scripts/validate
 
-test: venv lint validate ## Everything CI runs: lint, validate, all tests (Docker, runsc, PostgreSQL)
+test: prereqs venv lint validate ## Everything CI runs: lint, validate, all tests (Docker, runsc, PostgreSQL)
 	$(VENV)/bin/pytest
 
 test-fast: venv ## Tests that need no Docker engine
