@@ -10,18 +10,12 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
+from needs import unavailable
 
 REPO = Path(__file__).resolve().parent.parent
 LIB = REPO / "scripts" / "lib"
-
-
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true and {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def _run(argv: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
@@ -37,14 +31,14 @@ def docker_engine() -> dict[str, str]:
     try:
         proc = _run([str(LIB / "dockerd-up")], env, timeout=180)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        _unavailable(f"scripts/lib/dockerd-up did not run: {exc}")
+        unavailable(f"scripts/lib/dockerd-up did not run: {exc}")
     if proc.returncode != 0:
-        _unavailable(f"no Docker engine: {proc.stderr.strip() or proc.stdout.strip()}")
+        unavailable(f"no Docker engine: {proc.stderr.strip() or proc.stdout.strip()}")
     for line in proc.stdout.splitlines():
         if line.startswith("DOCKER_HOST="):
             env["DOCKER_HOST"] = line.split("=", 1)[1]
             return env
-    _unavailable(f"scripts/lib/dockerd-up printed no DOCKER_HOST: {proc.stdout!r}")
+    unavailable(f"scripts/lib/dockerd-up printed no DOCKER_HOST: {proc.stdout!r}")
 
 
 @pytest.fixture(scope="session")
@@ -53,9 +47,9 @@ def base_image(docker_engine: dict[str, str]) -> str:
     try:
         proc = _run([str(LIB / "base-image")], docker_engine, timeout=900)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        _unavailable(f"scripts/lib/base-image did not run: {exc}")
+        unavailable(f"scripts/lib/base-image did not run: {exc}")
     if proc.returncode != 0:
-        _unavailable(f"no base image: {proc.stderr.strip()}")
+        unavailable(f"no base image: {proc.stderr.strip()}")
     return proc.stdout.strip().splitlines()[-1]
 
 
@@ -67,7 +61,7 @@ def runsc_available(docker_engine: dict[str, str], base_image: str) -> bool:
     try:
         proc = _run(argv, docker_engine, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        _unavailable(f"runsc container did not run: {exc}")
+        unavailable(f"runsc container did not run: {exc}")
     if proc.returncode != 0:
-        _unavailable(f"runsc container failed: {proc.stderr.strip()}")
+        unavailable(f"runsc container failed: {proc.stderr.strip()}")
     return True

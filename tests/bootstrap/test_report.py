@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from event_pipeline.pgserver import LocalPostgres, PostgresNotFound, find_bindir
+from event_pipeline.pgserver import LocalPostgres, find_bindir
+from needs import local_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "scripts" / "report"
@@ -24,19 +25,8 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[LocalPostgres]:
-    try:
-        server = LocalPostgres()
-        server.init()
-        server.start()
-    except PostgresNotFound as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and PostgreSQL is missing: {exc}")
-        pytest.skip(str(exc))
-    try:
+    with local_postgres() as server:
         yield server
-    finally:
-        server.stop()
-        server.cleanup()
 
 
 def fake_kubectl(tmp: Path, pg: LocalPostgres) -> dict[str, str]:

@@ -8,36 +8,19 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
-from event_pipeline.pgserver import LocalPostgres, PostgresNotFound, find_bindir
+from needs import local_postgres
 
 PY = sys.executable
 
 
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true and {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def pg_env() -> Iterator[dict[str, str]]:
-    try:
-        find_bindir()
-    except PostgresNotFound as exc:
-        _unavailable(str(exc))
-    server = LocalPostgres(dbname="isolation")
-    try:
-        server.start()
-    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
-        server.cleanup()
-        _unavailable(f"local PostgreSQL did not start: {exc}")
-    env = {**os.environ, **server.env()}
-    env.pop("PGPASSWORD", None)
-    yield env
-    server.cleanup()
+    with local_postgres(dbname="isolation") as server:
+        env = {**os.environ, **server.env()}
+        env.pop("PGPASSWORD", None)
+        yield env
 
 
 def probe(host: Path, variant: str, run_id: str) -> str:

@@ -14,19 +14,14 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import psycopg2  # type: ignore[import-untyped]
 import pytest
-from event_pipeline.pgserver import LocalPostgres, PostgresNotFound, find_bindir
+from event_pipeline.pgserver import LocalPostgres
+from needs import local_postgres
 
 BIN = Path(sys.executable).parent
-
-
-def unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true and {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def cli(name: str) -> str:
@@ -51,18 +46,8 @@ def run_cli(
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[LocalPostgres]:
-    try:
-        find_bindir()
-    except PostgresNotFound as exc:
-        unavailable(str(exc))
-    server = LocalPostgres(dbname="postgres")
-    try:
-        server.start()
-    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
-        server.cleanup()
-        unavailable(f"local PostgreSQL did not start: {exc}")
-    yield server
-    server.cleanup()
+    with local_postgres(dbname="postgres") as server:
+        yield server
 
 
 class Database:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
+import secrets
 import shutil
 import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
-
-from .pgserver import PgServer, pg_bindir, start
+from event_pipeline.pgserver import LocalPostgres
+from needs import local_postgres
 
 REPO = Path(__file__).resolve().parents[2]
 # logical image name (as in the manifests) -> Dockerfile (build context: images/)
@@ -21,13 +20,6 @@ IMAGES = {
     "event-generator": REPO / "images" / "generator" / "Dockerfile",
     "event-aggregator": REPO / "images" / "aggregator" / "Dockerfile",
 }
-
-
-def unavailable(reason: str) -> NoReturn:
-    """Fail in CI (every layer must run there), skip elsewhere."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true and {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 HOST_CAS = Path("/usr/local/share/ca-certificates")
@@ -96,39 +88,19 @@ def pipeline_images(docker_engine: dict[str, str], base_image: str) -> dict[str,
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    bindir = pg_bindir()
-    if bindir is None:
-        unavailable("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
-    server = start(bindir)
-    try:
-        yield server
-    finally:
-        server.stop()
+def pg_server() -> Iterator[LocalPostgres]:
+    """Password authentication (scram), so the pipeline's PGUSER/PGPASSWORD really matter: a
+    step that lost its credentials fails here as it would in the cluster."""
+    password = secrets.token_urlsafe(16)
+    with local_postgres(dbname="postgres", user="pipeline", password=password) as pg:
+        yield pg
 
 
 @pytest.fixture
-def pipeline_secret(pg_server: PgServer) -> dict[str, dict[str, str]]:
+def pipeline_secret(pg_server: LocalPostgres) -> dict[str, dict[str, str]]:
     """The Secret `postgres-credentials` as bootstrap would create it, pointing at a fresh
     database (user_totals sums over all batches, so each rehearsal starts empty)."""
-    import psycopg2  # the package's own runtime dependency, installed in .venv
-
     dbname = f"rehearsal_{uuid.uuid4().hex[:10]}"
-    conn = psycopg2.connect(
-        host="127.0.0.1",
-        port=pg_server.port,
-        user=pg_server.user,
-        password=pg_server.password,
-        dbname="postgres",
-    )
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{dbname}"')
-    conn.close()
-    return {
-        "postgres-credentials": {
-            "PGUSER": pg_server.user,
-            "PGPASSWORD": pg_server.password,
-            "PGDATABASE": dbname,
-        }
-    }
+    pg_server.psql(f'CREATE DATABASE "{dbname}"', dbname="postgres")
+    env = pg_server.env(dbname)
+    return {"postgres-credentials": {k: env[k] for k in ("PGUSER", "PGPASSWORD", "PGDATABASE")}}

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from event_pipeline.pgserver import LocalPostgres
 
 from .argo_to_docker import find, job_as_spec, render
-from .pgserver import PgServer
 from .rehearse import rehearse
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -31,7 +31,7 @@ def test_rendered_isolation_demo(
     docker_engine: dict[str, str],
     pipeline_images: dict[str, str],
     pipeline_secret: dict[str, dict[str, str]],
-    pg_server: PgServer,
+    pg_server: LocalPostgres,
     base_image: str,
 ) -> None:
     import psycopg2
@@ -68,13 +68,7 @@ def test_rendered_isolation_demo(
     assert markers == {f"marker-{run_id}-{v}.json" for v in reached}, markers
 
     creds = pipeline_secret["postgres-credentials"]
-    conn = psycopg2.connect(
-        host="127.0.0.1",
-        port=pg_server.port,
-        user=creds["PGUSER"],
-        password=creds["PGPASSWORD"],
-        dbname=creds["PGDATABASE"],
-    )
+    conn = psycopg2.connect(pg_server.dsn(creds["PGDATABASE"]))
     try:
         with conn.cursor() as cur:
             cur.execute(

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from event_pipeline.pgserver import LocalPostgres
 
 from .argo_to_docker import render
-from .pgserver import PgServer
 from .rehearse import RehearsalFailed, Result, cleanup, independent_totals, rehearse
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -56,7 +56,7 @@ def _run(
     engine: dict[str, str],
     images: dict[str, str],
     secret: dict[str, dict[str, str]],
-    pg: PgServer,
+    pg: LocalPostgres,
     base_image: str,
 ) -> Result:
     return rehearse(
@@ -76,7 +76,7 @@ def test_rendered_pipeline_loads_exact_totals(
     docker_engine: dict[str, str],
     pipeline_images: dict[str, str],
     pipeline_secret: dict[str, dict[str, str]],
-    pg_server: PgServer,
+    pg_server: LocalPostgres,
     base_image: str,
 ) -> None:
     import psycopg2
@@ -100,13 +100,7 @@ def test_rendered_pipeline_loads_exact_totals(
         assert events_file.stat().st_uid == gen_user
 
         creds = pipeline_secret["postgres-credentials"]
-        conn = psycopg2.connect(
-            host="127.0.0.1",
-            port=pg_server.port,
-            user=creds["PGUSER"],
-            password=creds["PGPASSWORD"],
-            dbname=creds["PGDATABASE"],
-        )
+        conn = psycopg2.connect(pg_server.dsn(creds["PGDATABASE"]))
         try:
             with conn.cursor() as cur:
                 cur.execute("SELECT user_id, total_session_duration FROM user_totals")
@@ -181,7 +175,7 @@ def test_broken_manifest_fails_the_rehearsal(
     docker_engine: dict[str, str],
     pipeline_images: dict[str, str],
     pipeline_secret: dict[str, dict[str, str]],
-    pg_server: PgServer,
+    pg_server: LocalPostgres,
     base_image: str,
 ) -> None:
     docs = _small(rendered)
@@ -197,7 +191,7 @@ def test_small_unbroken_copy_passes(
     docker_engine: dict[str, str],
     pipeline_images: dict[str, str],
     pipeline_secret: dict[str, dict[str, str]],
-    pg_server: PgServer,
+    pg_server: LocalPostgres,
     base_image: str,
 ) -> None:
     """The control for the breaks above: the same small copy, unbroken, succeeds."""

@@ -1,12 +1,14 @@
 """A throwaway PostgreSQL server from the machine's binaries (for tests, make local, bench).
 
 ``initdb`` in a temporary directory, a free TCP port on 127.0.0.1, trust authentication, no
-password. PostgreSQL refuses to run as root, so when we are root the server runs as an
-unprivileged user (``postgres`` if it exists, else ``nobody``; ``PGSERVER_RUN_AS`` overrides)
-through ``runuser``, and the data directory is handed to that user.
+password unless one is given (then scram-sha-256, so clients without it are refused: the
+rehearsal relies on that to prove the manifests' credentials matter). PostgreSQL refuses to
+run as root, so when we are root the server runs as an unprivileged user (``postgres`` if it
+exists, else ``nobody``; ``PGSERVER_RUN_AS`` overrides) through ``runuser``, and the data
+directory is handed to that user.
 
     with LocalPostgres() as pg:            # init + start; stop + delete on exit
-        env = {**os.environ, **pg.env()}   # PGHOST, PGPORT, PGUSER, PGDATABASE
+        env = {**os.environ, **pg.env()}   # PGHOST, PGPORT, PGUSER, PGDATABASE (+ PGPASSWORD)
 
 Split use (a server that comes up later): ``pg = LocalPostgres(); pg.init(); ...; pg.start()``.
 Binaries: ``$PG_BINDIR``, else the newest ``/usr/lib/postgresql/*/bin``, else ``pg_config
@@ -87,12 +89,14 @@ class LocalPostgres:
         user: str = "postgres",
         base_dir: str | None = None,
         bindir: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.bindir = bindir or find_bindir()
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.dbname = dbname
         self.user = user
+        self.password = password
         self._base_parent = base_dir
         self.base: str | None = None
         self.datadir = ""
@@ -114,9 +118,18 @@ class LocalPostgres:
         self.base = tempfile.mkdtemp(prefix="esp-pg-", dir=self._base_parent)
         self.datadir = os.path.join(self.base, "data")
         self.logfile = os.path.join(self.base, "server.log")
+        auth = ["--auth=trust"]
+        owned = [self.base]  # handed to the unprivileged server user when we are root
+        if self.password is not None:
+            pwfile = os.path.join(self.base, "pwfile")
+            with open(pwfile, "w", encoding="utf-8") as fh:
+                fh.write(self.password + "\n")
+            auth = [f"--pwfile={pwfile}", "--auth=scram-sha-256"]
+            owned.append(pwfile)
         if self.run_as:
             pw = pwd.getpwnam(self.run_as)
-            os.chown(self.base, pw.pw_uid, pw.pw_gid)
+            for path in owned:
+                os.chown(path, pw.pw_uid, pw.pw_gid)
         subprocess.run(
             self._cmd(
                 self._bin("initdb"),
@@ -124,7 +137,7 @@ class LocalPostgres:
                 self.datadir,
                 "-U",
                 self.user,
-                "--auth=trust",
+                *auth,
                 "--encoding=UTF8",
                 "--locale=C",
                 "--no-sync",
@@ -208,15 +221,19 @@ class LocalPostgres:
     # -- helpers ---------------------------------------------------------------------------
     def env(self, dbname: str | None = None) -> dict[str, str]:
         """libpq variables for clients of this server."""
-        return {
+        env = {
             "PGHOST": self.host,
             "PGPORT": str(self.port),
             "PGUSER": self.user,
             "PGDATABASE": dbname or self.dbname,
         }
+        if self.password is not None:
+            env["PGPASSWORD"] = self.password
+        return env
 
     def dsn(self, dbname: str | None = None) -> str:
-        return f"host={self.host} port={self.port} user={self.user} dbname={dbname or self.dbname}"
+        dsn = f"host={self.host} port={self.port} user={self.user} dbname={dbname or self.dbname}"
+        return dsn if self.password is None else f"{dsn} password={self.password}"
 
     def psql(self, sql: str, dbname: str | None = None) -> str:
         """Run SQL with psql (no Python driver needed); return its unaligned output."""
