@@ -17,13 +17,16 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BROKEN = sorted(p for p in FIXTURES.iterdir() if p.is_dir() and not p.name.startswith("_"))
 
 
-def run_gate(*args: str) -> subprocess.CompletedProcess[str]:
+def run_gate(
+    *args: str, stdin: str | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(GATE), *args],
+        input=stdin,
         capture_output=True,
         text=True,
         cwd=REPO,
-        timeout=600,
+        timeout=timeout,
         check=False,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
@@ -73,15 +76,7 @@ def test_broken_fixture_rejected(
 
 def test_stdin_mode_reads_rendered_yaml() -> None:
     text = (FIXTURES / "rendered-yaml-input" / "input.yaml").read_text()
-    p = subprocess.run(
-        [sys.executable, str(GATE), "--no-checkov", "-"],
-        input=text,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-        check=False,
-    )
+    p = run_gate("--no-checkov", "-", stdin=text, timeout=300)
     assert p.returncode == 1
     assert "[semantics] -: CronJob/isolation-demo/cleanup" in p.stdout
     assert "bad cron '0 25 * * *': hour: 25 out of range 0-23" in p.stdout
@@ -180,13 +175,5 @@ def test_root_application_from_bootstrap_passes(overlay: str) -> None:
         check=True,
     ).stdout
     assert "kind: Application" in root
-    p = subprocess.run(
-        [sys.executable, str(GATE), "--no-checkov", "-"],
-        input=root,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-        check=False,
-    )
+    p = run_gate("--no-checkov", "-", stdin=root, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
