@@ -386,10 +386,21 @@ def test_dry_run_needs_no_database(tmp_path: Path) -> None:
     assert "dry run: 1,000 events, 5 users, 0 rejected" in proc.stdout
 
 
-def test_an_empty_file_is_an_empty_batch(database: Database, tmp_path: Path) -> None:
+def test_an_empty_file_is_refused_unless_allowed(database: Database, tmp_path: Path) -> None:
     path = tmp_path / "empty.jsonl"
     path.write_bytes(b"")
     proc = database.aggregate("--input", str(path), "--batch-id", "empty")
+    assert proc.returncode == 3, proc.stderr
+    assert f"{path} is empty" in proc.stderr and "--allow-empty" in proc.stderr
+    assert database.query("SELECT to_regclass('batches')") == [(None,)]  # before any database use
+    # A file holding only a byte order mark has no lines either: refused after the scan.
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf")
+    proc = database.aggregate("--input", str(bom), "--batch-id", "empty")
+    assert proc.returncode == 3, proc.stderr
+    assert table_counts(database, "empty") == (0, 0, 0)
+    # Asked for: an empty batch, which uses up the id.
+    proc = database.aggregate("--input", str(path), "--batch-id", "empty", "--allow-empty")
     assert proc.returncode == 0, proc.stderr
     assert "loaded 0 events, 0 users, 0 rejected of 0 lines" in proc.stdout
     assert table_counts(database, "empty") == (1, 0, 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import io
 import itertools
 import multiprocessing
 import multiprocessing.connection
@@ -20,10 +21,13 @@ import tempfile
 import time
 import traceback
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
+from event_pipeline import cli
+from event_pipeline.digest import content_digest
 from event_pipeline.model import (
     DECODE_ERRORS,
     MAX_LINE_BYTES,
@@ -37,6 +41,9 @@ from event_pipeline.model import (
     validate_line,
 )
 
+if TYPE_CHECKING:
+    from event_pipeline import db
+
 BLOCK_BYTES = 1 << 20
 MIN_BYTES_PER_WORKER = 4 << 20  # below this, forking costs more than it saves
 MAX_WORKERS = 8
@@ -46,11 +53,16 @@ DEFAULT_CONNECT_TIMEOUT = 60.0
 CONNECT_TIMEOUT_ENV = "AGGREGATE_CONNECT_TIMEOUT"
 DEBUG_ENV = "EVENT_PIPELINE_DEBUG"
 
+DEFAULT_MAX_REJECTED = 0.01
+CONNECT_TIMEOUT_HOW = f"--connect-timeout or ${CONNECT_TIMEOUT_ENV}"
+
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_INPUT = 3
 EXIT_REJECTED = 4
-EXIT_DATABASE = 5
+EXIT_DATABASE = 5  # retryable: the only code the workflow retries
+EXIT_CONFLICT = 6
+EXIT_MISSING = 7
 
 
 class InputError(Exception):
@@ -96,20 +108,26 @@ class _Rejects:
             self._fh.close()
 
 
-def scan_range(path: str, start: int, end: int, index: int, spill_dir: str) -> RangeResult:
-    """Validate and total the lines in ``[start, end)``; ``start`` is at a line start."""
+def scan_range(
+    path: str, start: int, end: int, index: int, spill_dir: str, stream: BinaryIO | None = None
+) -> RangeResult:
+    """Validate and total the lines in ``[start, end)``; ``start`` is at a line start.
+
+    With ``stream`` (stdin), read it from its current position to its end instead."""
     # The scan makes no reference cycles, so the cyclic garbage collector, which would run
     # every few hundred container allocations (slow-path dicts, new users), is off meanwhile.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _scan_range(path, start, end, index, spill_dir)
+        return _scan_range(path, start, end, index, spill_dir, stream)
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _scan_range(path: str, start: int, end: int, index: int, spill_dir: str) -> RangeResult:
+def _scan_range(
+    path: str, start: int, end: int, index: int, spill_dir: str, stream: BinaryIO | None = None
+) -> RangeResult:
     result = RangeResult()
     rejects = _Rejects(spill_dir, index, result)
     totals = result.totals
@@ -147,13 +165,16 @@ def _scan_range(path: str, start: int, end: int, index: int, spill_dir: str) -> 
     carry = b""
     skipping = 0  # > 0 while inside an over-long line: bytes seen so far
     skip_head = b""
-    with open(path, "rb", buffering=0) as fh:
-        fh.seek(start)
+    with open(path, "rb", buffering=0) if stream is None else nullcontext(stream) as fh:
+        if stream is None:
+            fh.seek(start)
         remaining = end - start
         first = start == 0
         while remaining > 0:
             block = fh.read(min(BLOCK_BYTES, remaining))
             if not block:
+                if stream is not None:  # the end of stdin
+                    break
                 raise InputError(f"{path} shrank while being read")
             remaining -= len(block)
             if first:
@@ -298,9 +319,26 @@ def default_workers() -> int:
     return max(1, min(MAX_WORKERS, available_cpus()))
 
 
+class _CountingStdin(io.RawIOBase):
+    """Standard input (fd 0, unbuffered), counting the bytes read."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = os.readv(0, [buffer])
+        self.count += n
+        return n
+
+
 class Scan:
     """A scan in two halves: ``start`` forks the scanners of ranges 1.., so they run while the
-    parent connects to the database; ``finish`` scans range 0 in the parent and merges."""
+    parent connects to the database; ``finish`` scans range 0 in the parent and merges.
+
+    The path ``-`` is standard input: streamed by the parent alone, in one range."""
 
     def __init__(self, path: str, workers: int, spill_dir: str) -> None:
         self.path = path
@@ -311,9 +349,14 @@ class Scan:
         self.children: list[
             tuple[int, multiprocessing.process.BaseProcess, multiprocessing.connection.Connection]
         ] = []
+        self.stdin: _CountingStdin | None = None
 
     def start(self) -> Scan:
         path = self.path
+        if path == "-":
+            self.stdin = _CountingStdin()
+            self.ranges = [(0, sys.maxsize)]
+            return self
         try:
             with open(path, "rb") as fh:
                 self.size = os.fstat(fh.fileno()).st_size
@@ -348,10 +391,13 @@ class Scan:
         try:
             if self.ranges:
                 start, end = self.ranges[0]
+                stream = None if self.stdin is None else io.BufferedReader(self.stdin, BLOCK_BYTES)
                 try:
-                    results[0] = scan_range(self.path, start, end, 0, self.spill_dir)
+                    results[0] = scan_range(self.path, start, end, 0, self.spill_dir, stream)
                 except OSError as exc:
                     raise InputError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+                if self.stdin is not None:
+                    self.size = self.stdin.count
             for index, child, pipe in self.children:
                 try:
                     status, payload = pipe.recv()
@@ -410,65 +456,82 @@ def scan_file(path: str, workers: int, spill_dir: str) -> ScanResult:
         scan.abort()
 
 
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return number
-
-
-def _ratio(value: str) -> float:
-    number = float(value)
-    if not 0.0 <= number <= 1.0:
-        raise argparse.ArgumentTypeError("must be between 0 and 1")
-    return number
-
-
-def _seconds(value: str) -> float:
-    number = float(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return number
-
-
 def _default_connect_timeout() -> float:
     raw = os.environ.get(CONNECT_TIMEOUT_ENV)
     if not raw:
         return DEFAULT_CONNECT_TIMEOUT
     try:
-        return _seconds(raw)
-    except (ValueError, argparse.ArgumentTypeError):
-        print(
-            f"aggregate-events: ignoring {CONNECT_TIMEOUT_ENV}={raw!r} (not seconds >= 0)",
-            file=sys.stderr,
-        )
+        return cli.number(0)(raw)
+    except argparse.ArgumentTypeError:
+        _say(f"ignoring {CONNECT_TIMEOUT_ENV}={raw!r} (expected seconds >= 0)")
         return DEFAULT_CONNECT_TIMEOUT
+
+
+EXIT_CODES = f"""exit codes:
+  {EXIT_OK}  loaded, staged or committed; or already so with the same content (nothing changed)
+  {EXIT_INTERNAL}  internal error
+  2  usage error
+  {EXIT_INPUT}  input missing, unreadable or empty (--allow-empty loads an empty batch)
+  {EXIT_REJECTED}  too many rejected lines (of the whole batch for --commit); nothing loaded
+  {EXIT_DATABASE}  database unreachable or failed; nothing loaded (the only one worth a retry)
+  {EXIT_CONFLICT}  the batch id (or shard) is already loaded or staged from different content,
+     or with another number of shards; nothing changed
+  {EXIT_MISSING}  --commit: a shard is not staged yet; nothing loaded"""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="aggregate-events",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "Validate a JSON Lines batch of events, total session duration per user and load "
-            "it into PostgreSQL exactly once (libpq variables PGHOST, PGPORT, PGUSER, "
-            "PGPASSWORD, PGDATABASE)."
+            "Validate a JSON Lines batch of events, total session duration per user and load\n"
+            "it into PostgreSQL exactly once (libpq variables PGHOST, PGPORT, PGUSER,\n"
+            "PGPASSWORD, PGDATABASE). Three forms:\n"
+            "  aggregate-events --input FILE --batch-id ID              load a whole batch\n"
+            "  aggregate-events --input FILE --batch-id ID --shard I/N  stage shard I of N\n"
+            "  aggregate-events --commit --batch-id ID --shards N       commit the N shards"
         ),
-        epilog=(
-            "Exit codes: 0 loaded or already loaded, 2 usage, 3 unreadable input, "
-            "4 too many rejected lines (nothing loaded), 5 database unreachable or failed."
-        ),
+        epilog=EXIT_CODES,
     )
-    parser.add_argument("--input", required=True, help="JSON Lines file of events")
-    parser.add_argument("--batch-id", required=True, help="loading the same id twice is a no-op")
+    parser.add_argument("--input", help="JSON Lines file of events, or - for standard input")
+    parser.add_argument(
+        "--batch-id",
+        required=True,
+        help="loading the same content under the same id again is a no-op",
+    )
+    parser.add_argument(
+        "--shard",
+        type=cli.shard,
+        metavar="I/N",
+        help="stage the input as shard I (0..N-1) of N of the batch (see --commit)",
+    )
+    parser.add_argument(
+        "--commit",
+        action="store_true",
+        help="move the batch's staged shards into it, in one transaction (needs --shards)",
+    )
+    parser.add_argument(
+        "--shards",
+        type=cli.integer(1, cli.MAX_SHARDS),
+        metavar="N",
+        help="with --commit: how many shards the batch has",
+    )
+    parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="load an input without lines as an empty batch (otherwise exit 3)",
+    )
     parser.add_argument(
         "--max-rejected-ratio",
-        type=_ratio,
-        default=0.01,
-        help="fail (and load nothing) above this share of rejected lines (0.01)",
+        type=cli.number(0, 1),
+        help=(
+            f"fail (and load nothing) above this share of rejected lines ({DEFAULT_MAX_REJECTED:g}"
+            "); for a sharded batch, give it to --commit: it applies to the whole batch"
+        ),
     )
     parser.add_argument(
         "--connect-timeout",
-        type=_seconds,
+        type=cli.number(0),
         default=_default_connect_timeout(),
         help=(
             "keep retrying the connection for this many seconds "
@@ -476,14 +539,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ),
     )
     parser.add_argument(
-        "--workers", type=_positive_int, default=default_workers(), help="scanner processes"
+        "--workers",
+        type=cli.integer(1, 1024),
+        default=default_workers(),
+        help="scanner processes (standard input is read by one)",
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="validate and total only; no database"
     )
     args = parser.parse_args(argv)
-    if not args.batch_id.strip() or "\x00" in args.batch_id:
+    if not args.batch_id.strip() or not args.batch_id.isprintable():
         parser.error("--batch-id must be non-empty and printable")
+    if args.commit:
+        for given, name in ((args.input, "--input"), (args.shard, "--shard")):
+            if given is not None:
+                parser.error(f"--commit takes no {name}: it commits what the stages staged")
+        if args.shards is None:
+            parser.error("--commit needs --shards N (how many shards the batch has)")
+        if args.dry_run:
+            parser.error("--commit cannot be a --dry-run")
+    else:
+        if args.input is None:
+            parser.error("--input FILE (or - for standard input) is required, unless --commit")
+        if args.shards is not None:
+            parser.error("--shards goes with --commit; a stage takes --shard I/N")
+        if args.shard is not None and args.max_rejected_ratio is not None:
+            parser.error(
+                "--max-rejected-ratio applies to the whole batch: give it to --commit, not "
+                "to a --shard stage"
+            )
+    if args.max_rejected_ratio is None:
+        args.max_rejected_ratio = DEFAULT_MAX_REJECTED
     return args
 
 
@@ -491,87 +577,181 @@ def _say(message: str) -> None:
     print(f"aggregate-events: {message}", file=sys.stderr, flush=True)
 
 
-def run(args: argparse.Namespace) -> int:
-    started = time.perf_counter()
-    source = os.path.abspath(args.input)
-    # Check the input before anything else: a missing file must not wait for a database.
+def _check_input(args: argparse.Namespace) -> None:
+    """Fail on unusable input before anything else: it must not wait for a database."""
+    if args.input == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise InputError(
+                "--input -: standard input is a terminal; pipe events in "
+                "(generate-events ... --output - | aggregate-events --input - ...)"
+            )
+        return
     try:
         with open(args.input, "rb") as fh:
-            source_bytes = os.fstat(fh.fileno()).st_size
+            size = os.fstat(fh.fileno()).st_size
             fh.read(1)  # opening is not reading (EIO, a directory, a device)
     except OSError as exc:
         raise InputError(f"cannot read {args.input}: {exc.strerror or exc}") from None
     if os.path.isdir(args.input):
         raise InputError(f"cannot read {args.input}: is a directory")
+    if size == 0 and not args.allow_empty:
+        raise InputError(_empty_message(args, args.input))
 
+
+def _empty_message(args: argparse.Namespace, what: str) -> str:
+    return (
+        f"{what} is empty (no lines); nothing loaded and batch {args.batch_id} left unused "
+        "(--allow-empty loads it as an empty batch)"
+    )
+
+
+def _conflict(what: str, result: db.Result, summary: db.BatchSummary | None) -> int:
+    mine = f"; this input: {summary.describe()}" if summary is not None else ""
+    _say(
+        f"{what}: refused: {result.message}{mine}; nothing changed (different data needs a "
+        "new --batch-id)"
+    )
+    return EXIT_CONFLICT
+
+
+def _label(args: argparse.Namespace) -> str:
+    if args.shard is None:
+        return f"batch {args.batch_id}"
+    return f"batch {args.batch_id} shard {args.shard[0]}/{args.shard[1]}"
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.commit:
+        return commit(args)
+    started = time.perf_counter()
+    label = _label(args)
+    _check_input(args)
     spill_dir = tempfile.mkdtemp(prefix="aggregate-events-")
-    scanner = Scan(args.input, args.workers, spill_dir)
+    scanner = Scan(args.input, 1 if args.input == "-" else args.workers, spill_dir)
     try:
         # The scanners start first and read while this process connects (and maybe waits
-        # for the server); an already loaded batch stops them at once.
+        # for the server).
         scanner.start()
         conn = None
         if not args.dry_run:
             from event_pipeline import db  # after the fork: the scanners never load libpq
 
-            conn = db.connect(args.connect_timeout)
+            conn = db.connect(args.connect_timeout, CONNECT_TIMEOUT_HOW)
             db.ensure_schema(conn)
-            if db.batch_exists(conn, args.batch_id):
-                scanner.abort()
-                print(f"batch {args.batch_id}: already loaded; nothing changed")
-                conn.close()
-                return EXIT_OK
         scan = scanner.finish()
         scanned = time.perf_counter()
-        ratio = scan.rejected / scan.lines if scan.lines else 0.0
+        if scan.lines == 0 and not args.allow_empty:
+            raise InputError(
+                _empty_message(args, "standard input" if args.input == "-" else args.input)
+            )
+        where = "" if args.shard is None else f"shard {args.shard[0]}/{args.shard[1]} "
         for line, reason in scan.samples():
-            _say(f"line {line}: rejected: {reason}")
+            _say(f"{where}line {line}: rejected: {reason}")
         if scan.rejected > len(scan.samples()):
             _say(f"... {scan.rejected - len(scan.samples()):,} more rejected lines")
-        if ratio > args.max_rejected_ratio:
-            _say(
-                f"batch {args.batch_id}: {scan.rejected:,} of {scan.lines:,} lines rejected "
-                f"({ratio:.2%} > --max-rejected-ratio {args.max_rejected_ratio:.2%}); "
-                "nothing loaded"
-            )
-            return EXIT_REJECTED
-        rate = scan.lines / max(scanned - started, 1e-9)
+        ratio = scan.rejected / scan.lines if scan.lines else 0.0
+        processes = cli.plural(scan.workers, "process", "processes")
         described = (
-            f"{scan.valid:,} events, {len(scan.totals):,} users, {scan.rejected:,} rejected of "
-            f"{scan.lines:,} lines"
+            f"{cli.plural(scan.valid, 'event')}, {cli.plural(len(scan.totals), 'user')}, "
+            f"{scan.rejected:,} rejected of {cli.plural(scan.lines, 'line')}"
         )
         if args.dry_run:
+            rate = scan.lines / max(scanned - started, 1e-9)
             print(
-                f"batch {args.batch_id}: dry run: {described}; scanned in "
-                f"{scanned - started:.2f}s ({rate:,.0f} lines/s, {scan.workers} processes)"
+                f"{label}: dry run: {described}; scanned in {scanned - started:.2f}s "
+                f"({rate:,.0f} lines/s, {processes})"
             )
             return EXIT_OK
         assert conn is not None
         from event_pipeline import db
 
         summary = db.BatchSummary(
-            source=source,
-            source_bytes=source_bytes,
+            source="stdin" if args.input == "-" else os.path.abspath(args.input),
+            source_bytes=scan.size,
             total_lines=scan.lines,
             valid_events=scan.valid,
             rejected_count=scan.rejected,
             users=len(scan.totals),
             total_session_duration=scan.duration_sum,
+            content_digest=content_digest(scan.totals, scan.rejected_rows()),
         )
-        loaded = db.load_batch(conn, args.batch_id, summary, scan.totals, scan.rejected_rows())
+        if args.shard is None:
+            # Above the ratio nothing is loaded; a batch loaded before is still compared.
+            if ratio > args.max_rejected_ratio and not db.batch_exists(conn, args.batch_id):
+                return _too_many_rejected(label, scan.rejected, scan.lines, args)
+            result = db.load_batch(conn, args.batch_id, summary, scan.totals, scan.rejected_rows())
+            done = "loaded"
+        else:
+            index, shards = args.shard
+            result = db.stage_shard(
+                conn, args.batch_id, index, shards, summary, scan.totals, scan.rejected_rows()
+            )
+            done = "staged"
         conn.close()
         elapsed = time.perf_counter() - started
-        if not loaded:
-            print(f"batch {args.batch_id}: already loaded by a concurrent run; nothing changed")
+        if result.outcome is db.Outcome.CONFLICT:
+            return _conflict(label, result, summary)
+        if result.outcome is db.Outcome.ALREADY:
+            print(f"{label}: {result.message}; nothing changed")
             return EXIT_OK
         print(
-            f"batch {args.batch_id}: loaded {described} in {elapsed:.2f}s "
-            f"({scan.lines / max(elapsed, 1e-9):,.0f} lines/s, {scan.workers} processes)"
+            f"{label}: {done} {described} in {elapsed:.2f}s "
+            f"({scan.lines / max(elapsed, 1e-9):,.0f} lines/s, {processes})"
         )
         return EXIT_OK
     finally:
         scanner.abort()
         shutil.rmtree(spill_dir, ignore_errors=True)
+
+
+def _too_many_rejected(label: str, rejected: int, lines: int, args: argparse.Namespace) -> int:
+    _say(
+        f"{label}: {rejected:,} of {lines:,} lines rejected ({rejected / lines:.2%} > "
+        f"--max-rejected-ratio {args.max_rejected_ratio:.2%}); nothing loaded"
+    )
+    return EXIT_REJECTED
+
+
+def commit(args: argparse.Namespace) -> int:
+    from event_pipeline import db
+
+    started = time.perf_counter()
+    label = f"batch {args.batch_id}"
+    conn = db.connect(args.connect_timeout, CONNECT_TIMEOUT_HOW)
+    try:
+        db.ensure_schema(conn)
+        result = db.commit_shards(
+            conn, args.batch_id, args.shards, args.max_rejected_ratio, args.allow_empty
+        )
+    finally:
+        conn.close()
+    outcome = result.outcome
+    if outcome is db.Outcome.CONFLICT:
+        return _conflict(f"{label}: commit of {args.shards} shards", result, None)
+    if outcome is db.Outcome.MISSING:
+        _say(
+            f"{label}: commit refused: {result.message}; nothing loaded (stage them with "
+            f"--shard I/{args.shards}, then commit again)"
+        )
+        return EXIT_MISSING
+    if outcome is db.Outcome.EMPTY:
+        _say(
+            f"{label}: the {cli.plural(args.shards, 'staged shard')} hold no lines; nothing "
+            "loaded (--allow-empty commits an empty batch)"
+        )
+        return EXIT_INPUT
+    if outcome is db.Outcome.REJECTED:
+        return _too_many_rejected(label, result.rejected, result.lines, args)
+    if outcome is db.Outcome.ALREADY:
+        print(f"{label}: {result.message}; nothing changed")
+        return EXIT_OK
+    print(
+        f"{label}: committed {cli.plural(args.shards, 'shard')}: "
+        f"{cli.plural(result.valid, 'event')}, {cli.plural(result.users, 'user')}, "
+        f"{result.rejected:,} rejected of {cli.plural(result.lines, 'line')} in "
+        f"{time.perf_counter() - started:.2f}s"
+    )
+    return EXIT_OK
 
 
 def _database_error(exc: BaseException) -> bool:

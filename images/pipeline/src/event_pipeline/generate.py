@@ -14,6 +14,7 @@ import multiprocessing.connection
 import os
 import random
 import re
+import stat
 import sys
 import tempfile
 import time
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO
 
+from event_pipeline import cli
 from event_pipeline.model import EVENT_TYPES, available_cpus
 
 CHUNK_EVENTS = 20_000
@@ -152,21 +154,42 @@ def make_chunk(pools: Pools, seed: int, index: int, n: int) -> bytes:
     return "".join(out).encode("ascii")
 
 
-def _chunk_size(count: int, index: int) -> int:
-    return min(CHUNK_EVENTS, count - index * CHUNK_EVENTS)
+def shard_events(count: int, shard: int, shards: int) -> tuple[int, int]:
+    """Events ``[first, last)`` of the whole batch that shard ``shard`` of ``shards`` holds.
+
+    Shards are consecutive slices of the unsharded batch, so shards 0..N-1 concatenated are
+    the unsharded file byte for byte, and together they hold exactly ``count`` events.
+    """
+    return count * shard // shards, count * (shard + 1) // shards
+
+
+def _chunk_part(first: int, last: int, index: int) -> tuple[int, int]:
+    """``(skip, end)``: events ``[skip, end)`` of chunk ``index`` fall in ``[first, last)``."""
+    base = index * CHUNK_EVENTS
+    return max(0, first - base), min(CHUNK_EVENTS, last - base)
+
+
+def make_part(pools: Pools, seed: int, index: int, skip: int, end: int) -> bytes:
+    """Events ``[skip, end)`` of chunk ``index`` (a chunk's first events never depend on how
+    many follow, so the chunk is made up to ``end`` and its first ``skip`` lines dropped)."""
+    data = make_chunk(pools, seed, index, end)
+    cut = 0
+    for _ in range(skip):  # at most the first chunk of a shard
+        cut = data.index(b"\n", cut) + 1
+    return data[cut:] if cut else data
 
 
 def _chunk_worker(
     conn: multiprocessing.connection.Connection,
     pools: Pools,
     seed: int,
-    count: int,
+    events: tuple[int, int],
     indices: range,
 ) -> None:
     """Make every chunk of ``indices`` in order; a full pipe blocks it until the writer reads."""
     try:
         for index in indices:
-            conn.send_bytes(make_chunk(pools, seed, index, _chunk_size(count, index)))
+            conn.send_bytes(make_part(pools, seed, index, *_chunk_part(*events, index)))
     except BrokenPipeError:  # the writer stopped (an error, an interrupt): nothing to do
         pass
     finally:
@@ -174,15 +197,19 @@ def _chunk_worker(
 
 
 def iter_chunks(
-    count: int, seed: int, pools: Pools, workers: int = 1
+    events: tuple[int, int], seed: int, pools: Pools, workers: int = 1
 ) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(events_in_chunk, bytes)`` in file order, made by up to ``workers`` processes."""
-    chunks = (count + CHUNK_EVENTS - 1) // CHUNK_EVENTS
-    workers = min(workers, chunks)
+    """Yield ``(events_in_chunk, bytes)`` of events ``[first, last)`` of the batch, in file
+    order, made by up to ``workers`` processes."""
+    first, last = events
+    if last <= first:
+        return
+    chunks = range(first // CHUNK_EVENTS, (last - 1) // CHUNK_EVENTS + 1)
+    workers = min(workers, len(chunks))
     if workers <= 1:
-        for index in range(chunks):
-            n = _chunk_size(count, index)
-            yield n, make_chunk(pools, seed, index, n)
+        for index in chunks:
+            skip, end = _chunk_part(first, last, index)
+            yield end - skip, make_part(pools, seed, index, skip, end)
         return
     # Worker w makes chunks w, w + workers, ...; the writer reads them round-robin, so the
     # file order holds and each pipe holds at most about one chunk (memory stays flat).
@@ -196,22 +223,23 @@ def iter_chunks(
             receiver, sender = ctx.Pipe(duplex=False)
             worker = ctx.Process(
                 target=_chunk_worker,
-                args=(sender, pools, seed, count, range(w, chunks, workers)),
+                args=(sender, pools, seed, events, chunks[w::workers]),
                 daemon=True,
             )
             worker.start()
             sender.close()
             procs.append((worker, receiver))
-        for index in range(chunks):
-            proc, receiver = procs[index % workers]
+        for n, index in enumerate(chunks):
+            proc, receiver = procs[n % workers]
             try:
                 data = receiver.recv_bytes()
             except EOFError:
                 proc.join()
                 raise RuntimeError(
-                    f"generator worker {index % workers} died (exit code {proc.exitcode})"
+                    f"generator worker {n % workers} died (exit code {proc.exitcode})"
                 ) from None
-            yield _chunk_size(count, index), data
+            skip, end = _chunk_part(first, last, index)
+            yield end - skip, data
     finally:
         for child, pipe in procs:
             pipe.close()
@@ -226,18 +254,32 @@ def default_workers() -> int:
 
 def write_events(
     out: BinaryIO,
-    count: int,
+    events: tuple[int, int],
     seed: int,
     pools: Pools,
     progress: Callable[[int], None] | None = None,
     workers: int = 1,
 ) -> None:
     written = 0
-    for n, data in iter_chunks(count, seed, pools, workers):
+    for n, data in iter_chunks(events, seed, pools, workers):
         out.write(data)
         written += n
         if progress is not None:
             progress(written)
+
+
+def _write_output(path: str, writer: Callable[[BinaryIO], None]) -> None:
+    """A regular file (or a new one) is replaced atomically; anything else that exists (a
+    device such as /dev/null, a FIFO) is written in place, never replaced by a file."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = stat.S_IFREG
+    if stat.S_ISREG(mode):
+        _atomic_write(path, writer)
+        return
+    with open(path, "wb", buffering=1 << 20) as fh:
+        writer(fh)
 
 
 def _atomic_write(path: str, writer: Callable[[BinaryIO], None]) -> None:
@@ -295,32 +337,32 @@ def _parse_start(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    if number > MAX_USERS:
-        raise argparse.ArgumentTypeError(f"must be <= {MAX_USERS}")
-    return number
-
-
-def _non_negative(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return number
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="generate-events",
         description="Write COUNT fake events as JSON Lines; the same seed gives the same bytes.",
     )
-    parser.add_argument("--count", type=_non_negative, required=True, help="number of events")
-    parser.add_argument("--seed", type=int, required=True, help="random seed (any integer)")
+    parser.add_argument(
+        "--count", type=cli.integer(0), required=True, help="number of events in the batch"
+    )
+    parser.add_argument(
+        "--seed", type=cli.integer(), required=True, help="random seed (any integer)"
+    )
     parser.add_argument("--output", required=True, help="output file (written atomically) or -")
     parser.add_argument(
-        "--users", type=_positive, default=DEFAULT_USERS, help=f"user pool size ({DEFAULT_USERS})"
+        "--users",
+        type=cli.integer(1, MAX_USERS),
+        default=DEFAULT_USERS,
+        help=f"user pool size ({DEFAULT_USERS})",
+    )
+    parser.add_argument(
+        "--shard",
+        type=cli.shard,
+        metavar="I/N",
+        help=(
+            "write only shard I (0..N-1) of N of the batch: its events COUNT*I//N to "
+            "COUNT*(I+1)//N, so the N shards concatenated are the unsharded file"
+        ),
     )
     parser.add_argument(
         "--start",
@@ -329,7 +371,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--workers",
-        type=_positive,
+        type=cli.integer(1, 1024),
         default=default_workers(),
         help="processes making events (the output does not depend on it)",
     )
@@ -341,16 +383,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     pools = build_pools(args.seed, args.users, args.start)
-    show_progress = not args.quiet and args.count >= PROGRESS_MIN_COUNT
-    progress = _progress_printer(args.count, started) if show_progress else None
+    events = shard_events(args.count, *args.shard) if args.shard else (0, args.count)
+    count = events[1] - events[0]
+    show_progress = not args.quiet and count >= PROGRESS_MIN_COUNT
+    progress = _progress_printer(count, started) if show_progress else None
     try:
         if args.output == "-":
-            write_events(sys.stdout.buffer, args.count, args.seed, pools, progress, args.workers)
+            write_events(sys.stdout.buffer, events, args.seed, pools, progress, args.workers)
             sys.stdout.buffer.flush()
         else:
-            _atomic_write(
+            _write_output(
                 args.output,
-                lambda fh: write_events(fh, args.count, args.seed, pools, progress, args.workers),
+                lambda fh: write_events(fh, events, args.seed, pools, progress, args.workers),
             )
     except KeyboardInterrupt:
         kept = "" if args.output == "-" else f"; {args.output} was not replaced"
@@ -370,11 +414,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     elapsed = time.perf_counter() - started
     if not args.quiet:
-        rate = args.count / elapsed if elapsed > 0 else math.inf
+        rate = count / elapsed if elapsed > 0 else math.inf
         target = "stdout" if args.output == "-" else args.output
+        part = ""
+        if args.shard:
+            part = f" (shard {args.shard[0]}/{args.shard[1]} of {args.count:,})"
         print(
-            f"generate-events: wrote {args.count:,} events ({args.users:,} users, seed "
-            f"{args.seed}) to {target} in {elapsed:.2f}s ({rate:,.0f} events/s)",
+            f"generate-events: wrote {cli.plural(count, 'event')}{part} "
+            f"({cli.plural(args.users, 'user')}, seed {args.seed}) to {target} in {elapsed:.2f}s "
+            f"({rate:,.0f} events/s)",
             file=sys.stderr,
         )
     return 0
