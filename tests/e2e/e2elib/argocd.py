@@ -1,0 +1,95 @@
+"""Wait until Argo CD reports every Application Synced, Healthy and its last sync Succeeded.
+
+    python3 -m e2elib.argocd wait [--timeout 900] [--app NAME ...]
+
+"Succeeded" covers hooks: the last operation's phase is Succeeded and every hook it ran
+(PostSync Jobs of the isolation demo) reports hookPhase Succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from . import kube
+
+APPS = ("root", "argo-workflows", "event-pipeline")
+
+
+def state(app: dict[str, Any]) -> tuple[bool, str]:
+    """(done, one-line description) of an Application object."""
+    status = app.get("status") or {}
+    sync = (status.get("sync") or {}).get("status", "?")
+    health = (status.get("health") or {}).get("status", "?")
+    op = status.get("operationState") or {}
+    phase = op.get("phase", "none")
+    hooks = [
+        r
+        for r in (op.get("syncResult") or {}).get("resources") or []
+        if r.get("hookType") and r.get("hookType") != "Skip"
+    ]
+    hooks_ok = all(r.get("hookPhase") == "Succeeded" for r in hooks)
+    revision = str((status.get("sync") or {}).get("revision", ""))[:8]
+    hooks_done = sum(r.get("hookPhase") == "Succeeded" for r in hooks)
+    desc = f"{sync}/{health} op={phase} hooks={hooks_done}/{len(hooks)} rev={revision}"
+    done = sync == "Synced" and health == "Healthy" and phase == "Succeeded" and hooks_ok
+    if phase in ("Failed", "Error") and op.get("message"):
+        desc += f" ({op['message'][:200]})"
+    return done, desc
+
+
+def hook_results(app: dict[str, Any]) -> list[dict[str, Any]]:
+    op = (app.get("status") or {}).get("operationState") or {}
+    return [
+        {k: r.get(k) for k in ("kind", "name", "hookType", "hookPhase", "message")}
+        for r in (op.get("syncResult") or {}).get("resources") or []
+        if r.get("hookType")
+    ]
+
+
+def wait(apps: tuple[str, ...], timeout: float, revision: str | None = None) -> dict[str, str]:
+    """Block until every app is done (at revision, if given); returns their last states."""
+    deadline = time.monotonic() + timeout
+    last: dict[str, str] = {}
+    while True:
+        all_done = True
+        for name in apps:
+            try:
+                app = kube.get("-n", "argocd", "application", name)
+                done, desc = state(app)
+                rev = str(((app.get("status") or {}).get("sync") or {}).get("revision", ""))
+                if revision and rev != revision:
+                    done, desc = False, f"{desc} (waiting for revision {revision[:8]})"
+            except kube.KubeError as exc:
+                done, desc = False, f"absent ({str(exc)[-120:]})"
+            all_done &= done
+            last[name] = desc
+        print(time.strftime("%H:%M:%S ") + "  ".join(f"{n}: {d}" for n, d in last.items()))
+        sys.stdout.flush()
+        if all_done:
+            return last
+        if time.monotonic() >= deadline:
+            raise kube.KubeError(f"Applications not Synced/Healthy/Succeeded after {timeout:.0f}s")
+        time.sleep(10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("wait")
+    w.add_argument("--timeout", type=float, default=900)
+    w.add_argument("--app", action="append", default=None)
+    w.add_argument("--revision", default=None)
+    args = parser.parse_args(argv)
+    try:
+        wait(tuple(args.app or APPS), args.timeout, args.revision)
+    except kube.KubeError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

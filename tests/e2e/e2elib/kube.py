@@ -1,0 +1,89 @@
+"""kubectl on the e2e cluster, from the host: inside the cluster's namespaces (tests/e2e/lib.sh)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+
+class KubeError(RuntimeError):
+    pass
+
+
+def _anchor() -> str:
+    state = Path(os.environ.get("E2E_STATE", "/run/esp-e2e"))
+    try:
+        return (state / "pids" / "anchor.pid").read_text().strip()
+    except OSError as exc:
+        raise KubeError(f"the cluster is not running ({exc}); run tests/e2e/start") from exc
+
+
+def in_ns(argv: list[str]) -> list[str]:
+    """argv run inside the cluster's network and mount namespaces."""
+    return ["nsenter", "--target", _anchor(), "--mount", "--net", "--", *argv]
+
+
+def kubectl_argv(*args: str) -> list[str]:
+    state = os.environ.get("E2E_STATE", "/run/esp-e2e")
+    kubectl = os.environ.get("KUBECTL") or "kubectl"
+    kubeconfig = os.environ.get("E2E_KUBECONFIG") or f"{state}/kubeconfig"
+    return in_ns([kubectl, "--kubeconfig", kubeconfig, *args])
+
+
+def kubectl(*args: str, stdin: str | None = None, timeout: float = 120, check: bool = True) -> str:
+    proc = subprocess.run(
+        kubectl_argv(*args),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise KubeError(f"kubectl {' '.join(args)}: {proc.stderr.strip() or proc.returncode}")
+    return proc.stdout
+
+
+def get(*args: str) -> dict[str, Any]:
+    """kubectl get ... -o json, parsed."""
+    data = json.loads(kubectl("get", *args, "-o", "json"))
+    if not isinstance(data, dict):
+        raise KubeError(f"kubectl get {' '.join(args)}: not an object")
+    return data
+
+
+def items(*args: str) -> list[dict[str, Any]]:
+    return list(get(*args).get("items") or [])
+
+
+def wait_for(what: str, timeout: float, probe: Any, interval: float = 5.0) -> Any:
+    """Call probe() until it returns something truthy; KubeError after timeout."""
+    deadline = time.monotonic() + timeout
+    last_error = ""
+    while True:
+        try:
+            result = probe()
+            if result:
+                return result
+        except (KubeError, subprocess.TimeoutExpired, json.JSONDecodeError) as exc:
+            last_error = f" (last error: {exc})"
+        if time.monotonic() >= deadline:
+            raise KubeError(f"timed out after {timeout:.0f}s waiting for {what}{last_error}")
+        time.sleep(interval)
+
+
+def psql(sql: str, timeout: float = 60) -> list[list[str]]:
+    """Rows of a query, run by psql inside the postgres pod (tab-separated, no header)."""
+    script = (
+        'exec psql -v ON_ERROR_STOP=1 -XAt -F "\t" -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "$1"'
+    )
+    out = kubectl(
+        "-n", "event-pipeline", "exec", "postgres-0", "-c", "postgres", "--",
+        "sh", "-c", script, "psql", sql,
+        timeout=timeout,
+    )  # fmt: skip
+    return [line.split("\t") for line in out.splitlines() if line]

@@ -1,0 +1,74 @@
+"""The e2e report: one row per check, a summary table on stdout and a JSON file.
+
+A row is `passed` only when what it claims was observed; `failed` when something contradicted
+it; `not run` with the reason when it could not be observed (never counted as passed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Status = Literal["passed", "failed", "not run"]
+DEFAULT_REPORT = Path(tempfile.gettempdir()) / "esp-e2e-report.json"
+
+
+@dataclass
+class Row:
+    name: str
+    status: Status
+    summary: str
+    seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    mode: str  # first line of the report: how the repository was deployed
+    rows: list[Row] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)  # versions, stage timings, kubeconfig...
+    started: float = field(default_factory=time.time)
+
+    def add(self, row: Row) -> Row:
+        self.rows.append(row)
+        return row
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and all(r.status == "passed" for r in self.rows)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "ok": self.ok,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
+            "seconds": round(time.time() - self.started, 1),
+            **self.facts,
+            "checks": [asdict(r) for r in self.rows],
+        }
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=False) + "\n")
+        tmp.replace(path)
+
+    def table(self) -> str:
+        width = max([len(r.name) for r in self.rows] + [5])
+        lines = [self.mode, "", f"{'check':<{width}}  {'result':<7}  {'time':>6}  observed"]
+        lines.append(f"{'-' * width}  {'-' * 7}  {'-' * 6}  {'-' * 40}")
+        for r in self.rows:
+            lines.append(f"{r.name:<{width}}  {r.status:<7}  {r.seconds:>5.0f}s  {r.summary}")
+        passed = sum(r.status == "passed" for r in self.rows)
+        lines.append("")
+        lines.append(f"{passed}/{len(self.rows)} passed: {'OK' if self.ok else 'FAILED'}")
+        return "\n".join(lines)
+
+
+def report_path() -> Path:
+    return Path(os.environ.get("E2E_REPORT") or DEFAULT_REPORT)

@@ -1,0 +1,221 @@
+"""The repository the harness's Git server serves: this checkout plus one harness commit.
+
+The harness commit changes exactly what a cluster without internet and registries needs, and
+nothing else (tests/e2e/test_harness_kustomization.py proves it object by object):
+
+- infrastructure/argo-workflows takes the pinned Argo Workflows release file from
+  tests/e2e/harness/release/ (the same bytes, copied in) instead of github.com;
+- infrastructure/argo-workflows and every overlay include the Component tests/e2e/harness/,
+  which only renames images to the locally built ones.
+
+`--break NAME` adds one more commit with a deliberate mistake (BREAKS), to prove that
+`make e2e` fails on it.
+
+    python3 -m e2elib.served publish --src REPO --bare DIR.git --branch e2e [--break NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+from validate_lib import upstream  # noqa: E402
+
+HARNESS_DIR = "tests/e2e/harness"
+RELEASE_DIR = f"{HARNESS_DIR}/release"
+RELEASE_FILE = "quick-start-minimal.yaml"
+QUICK_START_URL = (
+    "https://github.com/argoproj/argo-workflows/releases/download/v4.1.2/quick-start-minimal.yaml"
+)
+ARGOCD_INSTALL_URL = (
+    "https://raw.githubusercontent.com/argoproj/argo-cd/v3.5.1/manifests/install.yaml"
+)
+ARGO_WORKFLOWS_APP = "infrastructure/argo-workflows"
+AUTHOR = ["-c", "user.name=esp-e2e", "-c", "user.email=esp-e2e@localhost"]
+
+
+def app_dirs(tree: Path) -> list[str]:
+    """Kustomizations an Application renders: Argo Workflows and every overlay."""
+    overlays = sorted(
+        f"overlays/{p.parent.name}" for p in (tree / "overlays").glob("*/kustomization.yaml")
+    )
+    return [ARGO_WORKFLOWS_APP, *overlays]
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a YAML mapping")
+    return data
+
+
+def _dump(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def prepare(tree: Path) -> list[str]:
+    """Apply the harness changes to a copy of the repository; returns what changed."""
+    changes = []
+    release = tree / RELEASE_DIR
+    shutil.copyfile(upstream.local_path(upstream.PINNED[QUICK_START_URL]), release / RELEASE_FILE)
+    changes.append(f"{RELEASE_DIR}/{RELEASE_FILE}: the pinned {QUICK_START_URL}")
+    for rel in app_dirs(tree):
+        kfile = tree / rel / "kustomization.yaml"
+        data = _load(kfile)
+        resources = [str(r) for r in data.get("resources") or []]
+        for i, ref in enumerate(resources):
+            if upstream.is_remote(ref):
+                if ref != QUICK_START_URL:
+                    raise ValueError(f"{rel}: no local copy for remote resource {ref}")
+                resources[i] = os.path.relpath(release, tree / rel)
+                changes.append(f"{rel}: resource {ref} -> {resources[i]}")
+        if resources:
+            data["resources"] = resources
+        component = os.path.relpath(tree / HARNESS_DIR, tree / rel)
+        data["components"] = [*(data.get("components") or []), component]
+        changes.append(f"{rel}: + component {component}")
+        _dump(kfile, data)
+    return changes
+
+
+def argocd_install(workdir: Path, harness: Path = REPO_ROOT / HARNESS_DIR) -> Path:
+    """A kustomization of the pinned Argo CD install.yaml with the harness Component."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(
+        upstream.local_path(upstream.PINNED[ARGOCD_INSTALL_URL]), workdir / "install.yaml"
+    )
+    component = os.path.relpath(harness, workdir)
+    _dump(
+        workdir / "kustomization.yaml",
+        {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": ["install.yaml"],
+            "components": [component],
+        },
+    )
+    return workdir
+
+
+def _templates(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(doc["spec"]["templates"])
+
+
+def break_wrong_serviceaccount(tree: Path) -> str:
+    path = tree / "base/pipeline/workflowtemplate.yaml"
+    doc = _load(path)
+    doc["spec"]["serviceAccountName"] = "default"
+    doc["spec"]["executor"]["serviceAccountName"] = "default"
+    _dump(path, doc)
+    return "pipeline WorkflowTemplate runs as ServiceAccount default (no executor RBAC, no token)"
+
+
+def break_netpol_blocks_postgres(tree: Path) -> str:
+    path = tree / "base/network-policies/event-pipeline-postgres-ingress.yaml"
+    doc = _load(path)
+    for rule in doc["spec"]["ingress"]:
+        for port in rule["ports"]:
+            port["port"] = 5433
+    _dump(path, doc)
+    return "postgres-ingress allows port 5433 instead of 5432 (blocks every client)"
+
+
+def break_no_gvisor_annotation_on_c(tree: Path) -> str:
+    wt = tree / "base/isolation-demo/workflowtemplate.yaml"
+    doc = _load(wt)
+    for tmpl in _templates(doc):
+        if tmpl["name"] == "probe-c":
+            del tmpl["metadata"]["annotations"]
+    _dump(wt, doc)
+    job = tree / "base/isolation-demo/hooks/isolation-probe-c.yaml"
+    doc = _load(job)
+    del doc["spec"]["template"]["metadata"]["annotations"]
+    _dump(job, doc)
+    return "variant C without dev.gvisor.flag.overlay2 (workflow template and hook Job)"
+
+
+BREAKS: dict[str, Callable[[Path], str]] = {
+    "wrong-serviceaccount": break_wrong_serviceaccount,
+    "netpol-blocks-postgres": break_netpol_blocks_postgres,
+    "no-gvisor-annotation-on-c": break_no_gvisor_annotation_on_c,
+}
+
+
+def _git(tree: Path, *args: str) -> str:
+    proc = subprocess.run(
+        ["git", *AUTHOR, *args], cwd=tree, check=True, capture_output=True, text=True, timeout=120
+    )
+    return proc.stdout.strip()
+
+
+def snapshot(src: Path, dest: Path) -> str:
+    """Copy the checkout's files (tracked and untracked, not ignored) to dest; describe it."""
+    files = _git(src, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
+    for rel in files:
+        if rel and (src / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / rel, dest / rel, follow_symlinks=False)
+    head = _git(src, "rev-parse", "--short", "HEAD")
+    dirty = _git(src, "status", "--porcelain")
+    return f"snapshot of {head}" + (" with local changes" if dirty else "")
+
+
+def publish(src: Path, bare: Path, branch: str, break_name: str | None) -> str:
+    """(Re)write branch in the bare repository; returns the served commit id."""
+    if break_name is not None and break_name not in BREAKS:
+        raise SystemExit(f"unknown break {break_name!r}; known: {', '.join(sorted(BREAKS))}")
+    if not (bare / "HEAD").is_file():
+        bare.mkdir(parents=True, exist_ok=True)
+        _git(bare, "init", "--bare", "--quiet", "--initial-branch", branch)
+    with tempfile.TemporaryDirectory(prefix="esp-e2e-served-") as tmp:
+        tree = Path(tmp)
+        _git(tree, "init", "--quiet", "--initial-branch", branch)
+        title = snapshot(src, tree)
+        _git(tree, "add", "-A")
+        _git(tree, "commit", "--quiet", "-m", title)
+        changes = prepare(tree)
+        _git(tree, "add", "-A")
+        _git(tree, "commit", "--quiet", "-m", "e2e harness: local release file, local images\n\n"
+             + "\n".join(f"- {c}" for c in changes))  # fmt: skip
+        if break_name is not None:
+            what = BREAKS[break_name](tree)
+            _git(tree, "commit", "--quiet", "-am", f"E2E_BREAK={break_name}: {what}")
+        _git(tree, "push", "--quiet", "--force", str(bare), f"HEAD:refs/heads/{branch}")
+        return _git(tree, "rev-parse", "HEAD")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Publish the served copy of the repository.")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    pub = sub.add_parser("publish")
+    pub.add_argument("--src", type=Path, default=REPO_ROOT)
+    pub.add_argument("--bare", type=Path, required=True)
+    pub.add_argument("--branch", default="e2e")
+    pub.add_argument("--break", dest="break_name", default=None, choices=sorted(BREAKS))
+    sub.add_parser("breaks")
+    acd = sub.add_parser("argocd-install", help="write the Argo CD install kustomization")
+    acd.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.cmd == "breaks":
+        print("\n".join(sorted(BREAKS)))
+        return 0
+    if args.cmd == "argocd-install":
+        print(argocd_install(args.out))
+        return 0
+    print(publish(args.src, args.bare, args.branch, args.break_name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
