@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Empty: `make up` uses the overlay apps/event-pipeline.yaml points at.
 OVERLAY ?=
 
-.PHONY: help prereqs venv lint validate test test-fast rehearsal local bench isolation-demo report up down dry-run overlay
+.PHONY: help prereqs venv lint validate test test-fast rehearsal local bench isolation-demo report up down dry-run overlay e2e e2e-down e2e-breaks
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -62,3 +62,12 @@ down: ## Delete the minikube cluster
 
 overlay: ## Point the pipeline Application at OVERLAY (commit and push to deploy)
 	scripts/switch-overlay $(OVERLAY)
+
+e2e: venv ## Real single-node cluster built from source: build, start, deploy via Argo CD, check, stop (E2E_KEEP=1 keeps it)
+	tests/e2e/run
+
+e2e-down: ## Stop a cluster kept by E2E_KEEP=1
+	tests/e2e/stop
+
+e2e-breaks: venv ## On a kept cluster: each deliberately broken manifest must make the checks fail
+	tests/e2e/breaks

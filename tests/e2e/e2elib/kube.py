@@ -76,14 +76,15 @@ def wait_for(what: str, timeout: float, probe: Any, interval: float = 5.0) -> An
         time.sleep(interval)
 
 
-def psql(sql: str, timeout: float = 60) -> list[list[str]]:
-    """Rows of a query, run by psql inside the postgres pod (tab-separated, no header)."""
-    script = (
-        'exec psql -v ON_ERROR_STOP=1 -XAt -F "\t" -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "$1"'
-    )
+def psql(sql: str, timeout: float = 60, **variables: str) -> list[list[str]]:
+    """Rows of a query, run by psql inside the postgres pod (tab-separated, no header).
+
+    Values go in as psql variables (`:'name'` in sql), never spliced into the text."""
+    script = 'exec psql -v ON_ERROR_STOP=1 -XAt -F "\t" -U "$POSTGRES_USER" -d "$POSTGRES_DB" "$@"'
+    var_args = [a for k, v in variables.items() for a in ("-v", f"{k}={v}")]
     out = kubectl(
-        "-n", "event-pipeline", "exec", "postgres-0", "-c", "postgres", "--",
-        "sh", "-c", script, "psql", sql,
-        timeout=timeout,
+        "-n", "event-pipeline", "exec", "-i", "postgres-0", "-c", "postgres", "--",
+        "sh", "-c", script, "psql", *var_args, "-f", "-",
+        stdin=sql.rstrip().rstrip(";") + ";\n", timeout=timeout,
     )  # fmt: skip
     return [line.split("\t") for line in out.splitlines() if line]

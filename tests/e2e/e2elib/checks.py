@@ -1,0 +1,502 @@
+"""The e2e checks, each a row of the report (tests/e2e/check runs `python3 -m e2elib.checks`).
+
+Every row states what was observed on the cluster; a row that could not run says why and is
+never counted as passed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import argocd, independent, kube, netprobe, report, workflows
+
+PIPELINE_NS = "event-pipeline"
+DEMO_NS = "isolation-demo"
+RUNSC = "io.containerd.runsc.v1"
+RUNC = "io.containerd.runc.v2"
+STATE = Path(os.environ.get("E2E_STATE", "/run/esp-e2e"))
+REPO_ROOT = Path(__file__).resolve().parents[3]
+PRICE_EVENTS = int(os.environ.get("E2E_PRICE_EVENTS", "1000000"))
+
+
+class NotRun(Exception):
+    """The check could not run (a prerequisite is missing); the message says why."""
+
+
+class Session:
+    """What the checks share: the report, the batches loaded, results of earlier checks."""
+
+    def __init__(self, rep: report.Report) -> None:
+        self.rep = rep
+        self.batches: dict[str, tuple[int, int]] = {}  # batch id -> (count, users)
+        self.passed: set[str] = set()
+        self.price: dict[str, dict[str, float]] = {}
+
+    def defaults(self) -> tuple[int, int]:
+        wt = kube.get("-n", PIPELINE_NS, "workflowtemplate", "event-pipeline")
+        params = {p["name"]: p.get("value") for p in wt["spec"]["arguments"]["parameters"]}
+        return int(params["count"]), int(params["users"])
+
+
+def _run_pipeline(
+    s: Session, params: dict[str, str] | None, timeout: float = 1200
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    name = workflows.submit_from_cron(PIPELINE_NS, "event-pipeline", params)
+    count, users = s.defaults()
+    if params:
+        count, users = int(params.get("count", count)), int(params.get("users", users))
+    wf = workflows.wait_done(PIPELINE_NS, name, timeout)
+    if workflows.phase(wf) == "Succeeded":
+        s.batches[name] = (count, users)
+    return wf, workflows.pods(PIPELINE_NS, name)
+
+
+def _step_summary(wf: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, Any]:
+    runtimes = {p["metadata"]["name"]: workflows.pod_runtimes(p) for p in pods}
+    classes = {p["metadata"]["name"]: p["spec"].get("runtimeClassName") for p in pods}
+    return {
+        "workflow": wf["metadata"]["name"],
+        "phase": workflows.phase(wf),
+        "steps": [vars(st) for st in workflows.steps(wf)],
+        "runtimeClassName": classes,
+        "containerd_runtime": runtimes,
+    }
+
+
+def _batch_matches(batch: str, count: int, users: int) -> tuple[bool, str]:
+    expected = independent.totals(batch, count, users)
+    rows = kube.psql(
+        "SELECT user_id, total_session_duration FROM batch_user_totals WHERE batch_id = :'b'",
+        b=batch,
+    )
+    stored = Counter({r[0]: int(r[1]) for r in rows})
+    ok = stored == expected and sum(expected.values()) > 0
+    return ok, (
+        f"{len(stored)} users, total {sum(stored.values()):,} s stored vs "
+        f"{len(expected)} users, {sum(expected.values()):,} s recomputed"
+    )
+
+
+def pipeline(s: Session, overlay: str) -> report.Row:
+    expect = RUNSC if overlay == "minikube" else RUNC
+    wf, pods = _run_pipeline(s, None)
+    details = _step_summary(wf, pods)
+    if workflows.phase(wf) != "Succeeded":
+        msg = (wf.get("status") or {}).get("message", "")
+        return report.Row("", "failed", f"{wf['metadata']['name']} {workflows.phase(wf)}: {msg}",
+                          details=details)  # fmt: skip
+    seen = {rt for p in details["containerd_runtime"].values() for rt in p.values()}
+    count, users = s.batches[wf["metadata"]["name"]]
+    ok, totals = _batch_matches(wf["metadata"]["name"], count, users)
+    details["totals"] = totals
+    durations = ", ".join(f"{st.template} {st.seconds:.0f}s" for st in workflows.steps(wf)
+                          if st.seconds is not None)  # fmt: skip
+    summary = (
+        f"{wf['metadata']['name']} Succeeded ({durations}); containers ran under "
+        f"{', '.join(sorted(seen))}; batch_user_totals {'==' if ok else '!='} independent "
+        f"computation ({totals})"
+    )
+    good = ok and seen == {expect}
+    return report.Row("", "passed" if good else "failed", summary, details=details)
+
+
+def check_sync(s: Session) -> report.Row:
+    states, hooks = {}, []
+    for name in argocd.APPS:
+        app = kube.get("-n", "argocd", "application", name)
+        done, desc = argocd.state(app)
+        states[name] = desc if done else f"NOT DONE {desc}"
+        if name == "event-pipeline":
+            hooks = argocd.hook_results(app)
+    ok = all(not d.startswith("NOT") for d in states.values()) and bool(hooks)
+    hook_line = ", ".join(f"{h['name']} {h['hookPhase']}" for h in hooks)
+    summary = "; ".join(f"{n} {d}" for n, d in states.items()) + f"; hooks: {hook_line}"
+    return report.Row("", "passed" if ok else "failed", summary,
+                      details={"apps": states, "hooks": hooks})  # fmt: skip
+
+
+def check_cron(s: Session) -> report.Row:
+    def fired() -> list[dict[str, Any]]:
+        wfs = kube.items("-n", PIPELINE_NS, "workflows",
+                         "-l", f"workflows.argoproj.io/cron-workflow=event-pipeline,"
+                               f"!{workflows.SUBMITTED_LABEL}")  # fmt: skip
+        return [w for w in wfs if workflows.phase(w) == "Succeeded"]
+
+    done = kube.wait_for("a scheduled event-pipeline run to succeed", 420, fired, interval=10)
+    names = sorted(w["metadata"]["name"] for w in done)
+    count, users = s.defaults()
+    for n in names:
+        s.batches[n] = (count, users)
+    cw = kube.get("-n", PIPELINE_NS, "cronworkflow", "event-pipeline")
+    sched = cw["spec"].get("schedules")
+    return report.Row("", "passed", f"{len(names)} scheduled run(s) Succeeded ({', '.join(names)});"
+                      f" schedules {sched}", details={"workflows": names})  # fmt: skip
+
+
+def check_pod_security(s: Session) -> report.Row:
+    ns = kube.get("namespace", PIPELINE_NS)["metadata"]["labels"]
+    if ns.get("pod-security.kubernetes.io/enforce") != "restricted":
+        return report.Row("", "failed", f"{PIPELINE_NS} does not enforce restricted: {ns}")
+    pods = kube.items("-n", PIPELINE_NS, "pods", "-l", "workflows.argoproj.io/workflow")
+    if not pods:
+        raise NotRun("no workflow pod left in event-pipeline (podGC) to look at")
+    warnings, containers = {}, set()
+    for i, pod in enumerate(pods):
+        for c in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]:
+            containers.add(c["name"])
+        copy = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": f"psa-dry-run-{i}",
+                "namespace": PIPELINE_NS,
+                "labels": pod["metadata"].get("labels", {}),
+            },
+            "spec": {k: v for k, v in pod["spec"].items() if k not in ("nodeName",)},
+        }
+        proc = subprocess.run(
+            kube.kubectl_argv("create", "--dry-run=server", "-f", "-"),
+            input=json.dumps(copy), capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        if proc.returncode != 0 or "warning" in proc.stderr.lower():
+            warnings[pod["metadata"]["name"]] = proc.stderr.strip()
+    ok = not warnings and {"init", "wait", "main"} <= containers
+    summary = (
+        f"{len(pods)} workflow pods admitted under enforce=restricted (containers: "
+        f"{', '.join(sorted(containers))}); server dry-run of each: "
+        f"{'no warnings' if not warnings else f'{len(warnings)} with warnings'}"
+    )
+    return report.Row("", "passed" if ok else "failed", summary, details={"warnings": warnings})
+
+
+def _node_markers(run_id: str) -> list[str]:
+    out = subprocess.run(
+        kube.in_ns(["ls", "-1", "/var/lib/isolation-demo"]),
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout  # fmt: skip
+    return [f for f in out.split() if run_id in f]
+
+
+def check_isolation(s: Session, overlay: str) -> report.Row:
+    name = workflows.submit_from_cron(DEMO_NS, "isolation-demo")
+    wf = workflows.wait_done(DEMO_NS, name, 600)
+    details: dict[str, Any] = {"workflow": name, "phase": workflows.phase(wf)}
+    details["steps"] = [vars(st) for st in workflows.steps(wf)]
+    pods = workflows.pods(DEMO_NS, name)
+    details["containerd_runtime"] = {p["metadata"]["name"]: workflows.pod_runtimes(p) for p in pods}
+    markers = _node_markers(name)
+    details["node_directory"] = markers
+    rows = kube.psql(
+        "SELECT variant, runtime, sandbox, kernel_release, node_kernel_release, write_ok, "
+        "reached_host, contained FROM isolation_results WHERE run_id = :'r' ORDER BY variant",
+        r=name,
+    )
+    details["stored"] = rows
+    if workflows.phase(wf) != "Succeeded":
+        failed = [st.template for st in workflows.steps(wf) if st.phase != "Succeeded"]
+        msg = (wf.get("status") or {}).get("message", "")
+        return report.Row("", "failed", f"{name} {workflows.phase(wf)} (steps not succeeded: "
+                          f"{', '.join(failed)}): {msg}", details=details)  # fmt: skip
+    by_variant = {r[0]: r for r in rows}
+    reached = {v: any(m.endswith(f"-{v}.json") for m in markers) for v in "ABC"}
+    table = []
+    for v in "ABC":
+        r = by_variant.get(v)
+        table.append(
+            f"{v}: kernel {r[3] if r else '?'}, write reached node: {'yes' if reached[v] else 'no'}"
+            f", stored reached_host={r[6] if r else '?'} contained={r[7] if r else '?'}"
+        )
+    details["table"] = table
+    if overlay == "minikube":
+        expect_reached = {"A": True, "B": True, "C": False}
+        node_kernel = rows[0][4] if rows else None
+        kernels_ok = (
+            bool(rows)
+            and by_variant.get("A", [None] * 5)[3] == node_kernel
+            and all(by_variant.get(v, [None] * 5)[3] not in (None, node_kernel) for v in "BC")
+        )
+    else:
+        expect_reached = {"A": True, "B": True, "C": True}
+        kernels_ok = True
+    stored_ok = all(
+        by_variant.get(v) is not None and (by_variant[v][6] == "t") == reached[v] for v in "ABC"
+    )
+    ok = reached == expect_reached and stored_ok and kernels_ok
+    return report.Row("", "passed" if ok else "failed", "; ".join(table), details=details)
+
+
+def check_hooks(s: Session) -> report.Row:
+    app = kube.get("-n", "argocd", "application", "event-pipeline")
+    hooks = argocd.hook_results(app)
+    log = kube.kubectl("-n", DEMO_NS, "logs", "job/isolation-verify", check=False)
+    ok = bool(hooks) and all(h["hookPhase"] == "Succeeded" for h in hooks)
+    return report.Row("", "passed" if ok else "failed",
+                      ", ".join(f"{h['name']} {h['hookPhase']}" for h in hooks),
+                      details={"hooks": hooks, "isolation-verify log": log[-3000:]})  # fmt: skip
+
+
+def _listener_on_443() -> str:
+    """A Service on port 443 in namespace default that is not the API server; its ClusterIP."""
+    ns, name = "default", "e2e-not-the-apiserver"
+    pod = netprobe.pod_manifest(
+        ns, name, {"app": name}, ["python3", "-m", "http.server", "8443"], restart="Always"
+    )
+    pod["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] = False
+    svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"selector": {"app": name}, "ports": [{"port": 443, "targetPort": 8443}]},
+    }
+    kube.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                       "items": [pod, svc]}))  # fmt: skip
+    kube.kubectl("-n", ns, "wait", "--for=condition=Ready", f"pod/{name}", "--timeout=120s",
+                 timeout=150)  # fmt: skip
+    return str(kube.get("-n", ns, "service", name)["spec"]["clusterIP"])
+
+
+def check_network_policies(s: Session) -> report.Row:
+    pg = netprobe.pod_ip(PIPELINE_NS, "app.kubernetes.io/name=postgres")
+    repo = netprobe.pod_ip("argocd", "app.kubernetes.io/name=argocd-repo-server")
+    other443 = _listener_on_443()
+    client = {"event-pipeline.io/postgres-client": "true"}
+    wf = {"workflows.argoproj.io/workflow": "e2e-netpol"}
+    verifier = {"app.kubernetes.io/name": "isolation-verify", **client}
+    probe = {"app.kubernetes.io/name": "isolation-probe"}
+    cases = [
+        # (policy, namespace, labels, host, port, must connect)
+        ("postgres-ingress+client-egress", PIPELINE_NS, client,
+         "postgres.event-pipeline.svc", 5432, True),
+        ("default-deny (another pod)", PIPELINE_NS, {}, pg, 5432, False),
+        ("postgres-ingress (another namespace)", "default", client, pg, 5432, False),
+        ("postgres-client-egress (another port)", PIPELINE_NS, client, repo, 8081, False),
+        ("workflow-apiserver-egress (API server)", PIPELINE_NS, wf, "10.96.0.1", 443, True),
+        ("workflow-apiserver-egress (443, not the API server)", PIPELINE_NS, wf, other443, 443,
+         False),
+        ("verifier-egress", DEMO_NS, verifier, "postgres.event-pipeline.svc", 5432, True),
+        ("isolation default-deny (probe to postgres)", DEMO_NS, probe, pg, 5432, False),
+        ("isolation workflow-apiserver-egress (API server)", DEMO_NS, wf, "10.96.0.1", 443, True),
+        ("isolation workflow-apiserver-egress (443, not the API server)", DEMO_NS, wf, other443,
+         443, False),
+    ]  # fmt: skip
+    results, bad = [], []
+    for policy, ns, labels, host, port, allow in cases:
+        seen = netprobe.connect(ns, labels, host, port)
+        connected = seen == "connected"
+        line = f"{policy}: {ns} -> {host}:{port} {'connected' if connected else 'blocked'}" + (
+            "" if connected == allow else f" (MUST {'connect' if allow else 'be blocked'})"
+        )
+        results.append(line)
+        if connected != allow:
+            bad.append(line)
+    summary = f"{len(cases) - len(bad)}/{len(cases)} as the policies say" + (
+        f"; wrong: {'; '.join(bad)}" if bad else ""
+    )
+    return report.Row("", "failed" if bad else "passed", summary, details={"cases": results})
+
+
+def check_fault_aggregate(s: Session) -> report.Row:
+    """Delete the aggregate pod while it loads; the retry must load the batch exactly once."""
+    count = str(PRICE_EVENTS)
+    name = workflows.submit_from_cron(PIPELINE_NS, "event-pipeline", {"count": count})
+    _, users = s.defaults()
+
+    def aggregate_running() -> str | None:
+        for p in workflows.pods(PIPELINE_NS, name):
+            cs = {c["name"]: c for c in (p.get("status") or {}).get("containerStatuses") or []}
+            if "aggregate" in p["metadata"]["name"] and "running" in (cs.get("main") or {}).get(
+                "state", {}
+            ):
+                return str(p["metadata"]["name"])
+        return None
+
+    victim = kube.wait_for("the aggregate step to run", 900, aggregate_running, interval=1)
+    time.sleep(1.5)
+    kube.kubectl("-n", PIPELINE_NS, "delete", "pod", victim, "--wait=false")
+    wf = workflows.wait_done(PIPELINE_NS, name, 1200)
+    tries = [st for st in workflows.steps(wf) if st.template == "aggregate"]
+    loaded = kube.psql(
+        "SELECT count(*), coalesce(sum(valid_events), 0) FROM batches WHERE batch_id = :'b'",
+        b=name,
+    )
+    ok_db = loaded == [["1", count]]
+    ok, totals = _batch_matches(name, int(count), users) if ok_db else (False, "not loaded")
+    if workflows.phase(wf) == "Succeeded":
+        s.batches[name] = (int(count), users)
+    good = workflows.phase(wf) == "Succeeded" and len(tries) >= 2 and ok
+    summary = (
+        f"deleted {victim} mid-load; {name} {workflows.phase(wf)} after {len(tries)} aggregate "
+        f"attempt(s) ({', '.join(st.phase for st in tries)}); batches rows/events {loaded}; "
+        f"{totals}"
+    )
+    return report.Row("", "passed" if good else "failed", summary)
+
+
+def check_fault_postgres(s: Session) -> report.Row:
+    """Restart PostgreSQL while a run waits to load; the run must still load its batch."""
+    name = workflows.submit_from_cron(PIPELINE_NS, "event-pipeline")
+    count, users = s.defaults()
+
+    def generate_started() -> bool:
+        return any("generate" in p["metadata"]["name"] for p in workflows.pods(PIPELINE_NS, name))
+
+    kube.wait_for("the generate step", 300, generate_started, interval=1)
+    kube.kubectl("-n", PIPELINE_NS, "delete", "pod", "postgres-0", "--wait=true", timeout=180)
+    wf = workflows.wait_done(PIPELINE_NS, name, 1200)
+    kube.kubectl("-n", PIPELINE_NS, "wait", "--for=condition=Ready", "pod/postgres-0",
+                 "--timeout=300s", timeout=330)  # fmt: skip
+    if workflows.phase(wf) != "Succeeded":
+        return report.Row("", "failed", f"{name} {workflows.phase(wf)} after the restart")
+    s.batches[name] = (count, users)
+    ok, totals = _batch_matches(name, count, users)
+    tries = [st.phase for st in workflows.steps(wf) if st.template == "aggregate"]
+    return report.Row("", "passed" if ok else "failed",
+                      f"postgres-0 deleted during {name}; Succeeded, aggregate attempts {tries}; "
+                      f"{totals}")  # fmt: skip
+
+
+def check_price(s: Session, overlay: str) -> report.Row:
+    wf, pods = _run_pipeline(s, {"count": str(PRICE_EVENTS)}, timeout=1800)
+    if workflows.phase(wf) != "Succeeded":
+        return report.Row("", "failed", f"{wf['metadata']['name']} {workflows.phase(wf)}")
+    details = _step_summary(wf, pods)
+    times = {st.template: float(st.seconds or 0) for st in workflows.steps(wf)
+             if st.phase == "Succeeded"}  # fmt: skip
+    s.price[overlay] = times
+    runtimes = sorted({rt for p in details["containerd_runtime"].values() for rt in p.values()})
+    return report.Row("", "passed", f"{PRICE_EVENTS:,} events under {', '.join(runtimes)}: "
+                      + ", ".join(f"{k} {v:.0f}s" for k, v in times.items()),
+                      details=details)  # fmt: skip
+
+
+def check_price_ratio(s: Session) -> report.Row:
+    g, r = s.price.get("minikube"), s.price.get("no-gvisor")
+    if not g or not r:
+        raise NotRun("needs both 1M-event runs (under runsc and under runc)")
+    parts = [f"{k}: runsc {g[k]:.0f}s / runc {r[k]:.0f}s = {g[k] / r[k]:.2f}x"
+             for k in g if k in r and r[k] > 0]  # fmt: skip
+    return report.Row("", "passed", "; ".join(parts), details={"runsc": g, "runc": r})
+
+
+def switch_overlay(s: Session, overlay: str) -> str:
+    """Commit `scripts/switch-overlay OVERLAY` to the served repository; wait for the sync."""
+    bare = STATE / "git" / "sandboxed-event-pipeline.git"
+    with tempfile.TemporaryDirectory(prefix="esp-e2e-switch-") as tmp:
+        git = ["git", "-c", "user.name=esp-e2e", "-c", "user.email=esp-e2e@localhost"]
+        subprocess.run([*git, "clone", "-q", "-b", "e2e", str(bare), tmp], check=True, timeout=120)
+        subprocess.run([str(Path(tmp) / "scripts" / "switch-overlay"), overlay], cwd=tmp,
+                       check=True, capture_output=True, timeout=60)  # fmt: skip
+        subprocess.run([*git, "commit", "-qam", f"Switch to {overlay}"], cwd=tmp, check=True)
+        subprocess.run([*git, "push", "-q", "origin", "HEAD:e2e"], cwd=tmp, check=True)
+        rev = subprocess.run([*git, "rev-parse", "HEAD"], cwd=tmp, check=True, text=True,
+                             capture_output=True).stdout.strip()  # fmt: skip
+    for app in argocd.APPS:
+        kube.kubectl("-n", "argocd", "annotate", "application", app,
+                     "argocd.argoproj.io/refresh=normal", "--overwrite")  # fmt: skip
+    argocd.wait(argocd.APPS, 900, rev)
+    return rev
+
+
+def check_switch(s: Session) -> report.Row:
+    rev = switch_overlay(s, "no-gvisor")
+    app = kube.get("-n", "argocd", "application", "event-pipeline")
+    path = app["spec"]["source"]["path"]
+    wt = kube.get("-n", PIPELINE_NS, "workflowtemplate", "event-pipeline")
+    patch = wt["spec"].get("podSpecPatch")
+    ok = path == "overlays/no-gvisor" and not patch
+    return report.Row("", "passed" if ok else "failed",
+                      f"served commit {rev[:8]} synced: event-pipeline path {path}, "
+                      f"WorkflowTemplate podSpecPatch {patch!r}")  # fmt: skip
+
+
+def check_user_totals(s: Session) -> report.Row:
+    batches = [r[0] for r in kube.psql("SELECT batch_id FROM batches ORDER BY batch_id")]
+    count, users = s.defaults()
+    expected: Counter[str] = Counter()
+    for b in batches:
+        c, u = s.batches.get(b, (count, users))
+        expected.update(independent.totals(b, c, u))
+    stored = Counter({r[0]: int(r[1]) for r in kube.psql(
+        "SELECT user_id, total_session_duration FROM user_totals")})  # fmt: skip
+    ok = stored == expected and bool(batches)
+    return report.Row("", "passed" if ok else "failed",
+                      f"view user_totals over {len(batches)} batches: {len(stored)} users, "
+                      f"{sum(stored.values()):,} s; independent: {len(expected)} users, "
+                      f"{sum(expected.values()):,} s")  # fmt: skip
+
+
+Check = tuple[str, Callable[[Session], report.Row], tuple[str, ...]]
+CHECKS: list[Check] = [
+    ("argocd sync (hooks included)", check_sync, ()),
+    ("pipeline, overlays/minikube (gVisor)", lambda s: pipeline(s, "minikube"), ()),
+    ("CronWorkflow fires on schedule", check_cron, ()),
+    ("Pod Security restricted (init, wait, main)", check_pod_security, ()),
+    ("isolation demo WorkflowTemplate A/B/C", lambda s: check_isolation(s, "minikube"), ()),
+    ("isolation demo PostSync hook Jobs", check_hooks, ()),
+    ("NetworkPolicies, both ways", check_network_policies, ()),
+    ("fault: aggregate pod deleted mid-load", check_fault_aggregate, ()),
+    ("fault: PostgreSQL restarted mid-run", check_fault_postgres, ()),
+    ("price: 1M events under runsc", lambda s: check_price(s, "minikube"), ()),
+    ("overlay switch to no-gvisor via Git", check_switch, ()),
+    ("pipeline, overlays/no-gvisor (runc)", lambda s: pipeline(s, "no-gvisor"),
+     ("overlay switch to no-gvisor via Git",)),
+    ("price: 1M events under runc", lambda s: check_price(s, "no-gvisor"),
+     ("overlay switch to no-gvisor via Git",)),
+    ("price of gVisor: runsc/runc per step", check_price_ratio, ()),
+    ("user_totals == independent computation", check_user_totals, ()),
+]  # fmt: skip
+
+
+def run(rep: report.Report, only: set[str] | None = None) -> None:
+    s = Session(rep)
+    for name, fn, needs in CHECKS:
+        if only and not any(o in name for o in only):
+            continue
+        t0 = time.monotonic()
+        missing = [n for n in needs if n not in s.passed]
+        try:
+            if missing:
+                raise NotRun(f"needs: {', '.join(missing)}")
+            row = fn(s)
+        except NotRun as exc:
+            row = report.Row(name, "not run", str(exc))
+        except Exception as exc:  # a check's error is that check's failure
+            row = report.Row(name, "failed", f"{type(exc).__name__}: {str(exc)[:300]}",
+                             details={"traceback": traceback.format_exc()[-3000:]})  # fmt: skip
+        row.name = name
+        row.seconds = round(time.monotonic() - t0, 1)
+        rep.add(row)
+        if row.status == "passed":
+            s.passed.add(name)
+        print(f"{row.status:>7}  {name}: {row.summary}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    mode_file = STATE / "deploy-mode"
+    mode = mode_file.read_text().strip() if mode_file.is_file() else "deployed: unknown (no deploy)"
+    rep = report.Report(mode=mode)
+    facts_file = STATE / "report-facts.json"
+    if facts_file.is_file():
+        rep.facts.update(json.loads(facts_file.read_text()))
+    run(rep, set(args) or None)
+    path = report.report_path()
+    rep.write(path)
+    print()
+    print(rep.table())
+    print(f"\nreport: {path}")
+    return 0 if rep.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

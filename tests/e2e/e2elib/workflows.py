@@ -1,0 +1,119 @@
+"""Argo Workflows on the e2e cluster: submit a Workflow from a CronWorkflow, wait, read steps."""
+
+from __future__ import annotations
+
+import calendar
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from . import kube
+
+SUBMITTED_LABEL = "esp-e2e/submitted"
+
+
+def submit_from_cron(ns: str, cron: str, params: dict[str, str] | None = None) -> str:
+    """Create a Workflow from a CronWorkflow's workflowSpec, as `argo submit --from cronwf/X`."""
+    cw = kube.get("-n", ns, "cronworkflow", cron)
+    spec = dict(cw["spec"]["workflowSpec"])
+    if params:
+        spec["arguments"] = {"parameters": [{"name": k, "value": v} for k, v in params.items()]}
+    meta = cw["spec"].get("workflowMetadata") or {}
+    wf = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {
+            "generateName": f"{cron}-e2e-",
+            "namespace": ns,
+            "labels": {**(meta.get("labels") or {}), SUBMITTED_LABEL: "true"},
+        },
+        "spec": spec,
+    }
+    out = kube.kubectl("create", "-f", "-", "-o", "name", stdin=json.dumps(wf))
+    return out.strip().split("/")[-1]
+
+
+def get(ns: str, name: str) -> dict[str, Any]:
+    return kube.get("-n", ns, "workflow", name)
+
+
+def phase(wf: dict[str, Any]) -> str:
+    return str((wf.get("status") or {}).get("phase") or "Pending")
+
+
+def wait_done(ns: str, name: str, timeout: float) -> dict[str, Any]:
+    """The Workflow once it has finished (any phase); KubeError after timeout."""
+
+    def probe() -> dict[str, Any] | None:
+        wf = get(ns, name)
+        return wf if phase(wf) in ("Succeeded", "Failed", "Error") else None
+
+    result: dict[str, Any] = kube.wait_for(f"workflow {ns}/{name}", timeout, probe)
+    return result
+
+
+def _ts(value: str | None) -> float | None:
+    if not value:
+        return None
+    return float(calendar.timegm(time.strptime(value, "%Y-%m-%dT%H:%M:%SZ")))
+
+
+@dataclass
+class Step:
+    template: str
+    phase: str
+    seconds: float | None
+    pod: str
+    exit_code: str | None
+
+
+def steps(wf: dict[str, Any]) -> list[Step]:
+    """Pod nodes of a Workflow, in start order (retries appear as separate steps)."""
+    out = []
+    for node in ((wf.get("status") or {}).get("nodes") or {}).values():
+        if node.get("type") != "Pod":
+            continue
+        start, end = _ts(node.get("startedAt")), _ts(node.get("finishedAt"))
+        outputs = node.get("outputs") or {}
+        out.append(
+            Step(
+                template=str(node.get("templateName") or node.get("displayName")),
+                phase=str(node.get("phase")),
+                seconds=(end - start) if start is not None and end is not None else None,
+                pod=str(node.get("id")),
+                exit_code=outputs.get("exitCode"),
+            )
+        )
+    return sorted(out, key=lambda s: s.pod)
+
+
+def pods(ns: str, workflow: str) -> list[dict[str, Any]]:
+    return kube.items("-n", ns, "pods", "-l", f"workflows.argoproj.io/workflow={workflow}")
+
+
+def container_runtime(container_id: str) -> str:
+    """The containerd runtime that really ran a container (io.containerd.runsc.v1 / runc.v2)."""
+    cid = container_id.split("://", 1)[-1]
+    ctr = os.path.join(os.environ.get("CONTAINERD_BIN_DIR", "/usr/bin"), "ctr")
+    import subprocess
+
+    proc = subprocess.run(
+        kube.in_ns([ctr, "--address", "/run/containerd/containerd.sock", "-n", "k8s.io",
+                    "containers", "info", cid]),
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        return f"unknown ({proc.stderr.strip()[:80]})"
+    return str((json.loads(proc.stdout).get("Runtime") or {}).get("Name"))
+
+
+def pod_runtimes(pod: dict[str, Any]) -> dict[str, str]:
+    """container name -> containerd runtime, for every container (init ones too) of a pod."""
+    status = pod.get("status") or {}
+    out = {}
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        if cs.get("containerID"):
+            out[str(cs["name"])] = container_runtime(str(cs["containerID"]))
+    return out
