@@ -119,3 +119,23 @@ def test_compare_reports_a_changed_field() -> None:
     b = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"x": [1, 3]}}]
     assert [d.path for d in objdiff.compare(a, b)[2]] == ["/spec/x/1"]
     assert objdiff.compare(a, [])[0] == [objdiff.key_of(a[0])]
+
+
+def test_publish_serves_the_checkout_plus_the_harness_commit(tmp_path: Path) -> None:
+    bare = tmp_path / "served.git"
+    head = served.publish(REPO, bare, "e2e", "no-gvisor-annotation-on-c")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "-b", "e2e", str(bare), str(clone)], check=True)
+    log = subprocess.run(
+        ["git", "log", "--format=%s"], cwd=clone, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert log[0].startswith("E2E_BREAK=no-gvisor-annotation-on-c")
+    assert log[1].startswith("e2e harness:") and log[2].startswith("snapshot of ")
+    assert (clone / served.RELEASE_DIR / served.RELEASE_FILE).stat().st_size > 1_000_000
+    wt = (clone / "base/isolation-demo/workflowtemplate.yaml").read_text()
+    assert "dev.gvisor.flag.overlay2" not in wt
+    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True,
+                         text=True, check=True).stdout.strip()  # fmt: skip
+    assert rev == head
+    # A second publish replaces the branch (safe to run twice).
+    assert served.publish(REPO, bare, "e2e", None) != head

@@ -186,6 +186,8 @@ def publish(src: Path, bare: Path, branch: str, break_name: str | None) -> str:
         _git(tree, "commit", "--quiet", "-m", title)
         changes = prepare(tree)
         _git(tree, "add", "-A")
+        # Ignored in the checkout (downloaded upstream files are never committed to it).
+        _git(tree, "add", "--force", f"{RELEASE_DIR}/{RELEASE_FILE}")
         _git(tree, "commit", "--quiet", "-m", "e2e harness: local release file, local images\n\n"
              + "\n".join(f"- {c}" for c in changes))  # fmt: skip
         if break_name is not None:
