@@ -39,8 +39,8 @@ test-fast: venv ## Tests that need no Docker engine
 rehearsal: venv ## Run the rendered workflows' steps as containers (Docker engine, runsc, PostgreSQL)
 	$(VENV)/bin/pytest tests/rehearsal tests/images
 
-local: venv ## Run one batch against a throwaway local PostgreSQL, print top users
-	$(PY) scripts/local-run
+local: venv ## One batch against a throwaway local PostgreSQL, top users ([COUNT=] [USERS=] [SEED=])
+	$(PY) scripts/local-run $(if $(COUNT),--count $(COUNT)) $(if $(USERS),--users $(USERS)) $(if $(SEED),--seed $(SEED))
 
 bench: venv ## Throughput and memory figures of generate/aggregate
 	$(PY) scripts/bench

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
@@ -157,3 +158,88 @@ def test_progress_on_stderr_for_large_counts(tmp_path: Path) -> None:
 
 def test_zero_events_is_an_empty_file(tmp_path: Path) -> None:
     assert _generate(tmp_path / "empty.jsonl", 0, 1) == b""
+
+
+@pytest.mark.parametrize(
+    ("count", "shards"), [(2 * generate.CHUNK_EVENTS + 123, 3), (50_001, 7), (3, 5)]
+)
+def test_shards_concatenated_are_the_unsharded_batch(
+    tmp_path: Path, count: int, shards: int
+) -> None:
+    whole = _generate(tmp_path / "whole.jsonl", count, 21, "--users", "40")
+    parts = []
+    for i in range(shards):
+        # An odd shard with two processes: the output does not depend on them either.
+        workers = "2" if i % 2 else "1"
+        part = _generate(
+            tmp_path / f"s{i}.jsonl",
+            count,
+            21,
+            "--users",
+            "40",
+            "--shard",
+            f"{i}/{shards}",
+            "--workers",
+            workers,
+        )
+        assert part.count(b"\n") == count * (i + 1) // shards - count * i // shards
+        parts.append(part)
+    assert b"".join(parts) == whole  # so together they hold exactly --count events
+    again = _generate(
+        tmp_path / "again.jsonl", count, 21, "--users", "40", "--shard", f"1/{shards}"
+    )
+    assert again == parts[1]  # deterministic for (seed, I, N)
+
+
+@pytest.mark.parametrize("value", ["4/4", "-1/3", "a/b", "1", "1/0", "0/10001", ""])
+def test_a_bad_shard_is_a_usage_error_saying_what_is_expected(value: str) -> None:
+    proc = run_cli(
+        "generate-events", "--count", "10", "--seed", "1", "--output", "-", f"--shard={value}"
+    )
+    assert proc.returncode == 2
+    assert (
+        f"argument --shard: expected I/N with 0 <= I < N <= 10000 (e.g. 0/4), got {value!r}"
+        in proc.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--count", "abc"], "argument --count: expected an integer >= 0, got 'abc'"),
+        (["--count", "-1"], "argument --count: expected an integer >= 0, got '-1'"),
+        (["--seed", "x"], "argument --seed: expected an integer, got 'x'"),
+        (["--users", "0"], "argument --users: expected an integer from 1 to 10,000,000, got '0'"),
+        (
+            ["--workers", "many"],
+            "argument --workers: expected an integer from 1 to 1,024, got 'many'",
+        ),
+    ],
+)
+def test_usage_errors_say_what_is_expected(args: list[str], message: str) -> None:
+    base = {"--count": "10", "--seed": "1", "--output": "-"}
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    proc = run_cli("generate-events", *[x for kv in base.items() for x in kv])
+    assert proc.returncode == 2
+    assert message in proc.stderr, proc.stderr
+    assert "_non_negative" not in proc.stderr and "_positive" not in proc.stderr
+
+
+def test_output_to_a_device_is_written_in_place(tmp_path: Path) -> None:
+    # /dev/null (or a FIFO) must never be replaced by a regular file, even as root.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        proc = run_cli(
+            "generate-events", "--count", "100", "--seed", "1", "--output", str(fifo), "--quiet"
+        )
+        assert proc.returncode == 0, proc.stderr
+        data = b""
+        while chunk := os.read(reader, 1 << 16):
+            data += chunk
+    finally:
+        os.close(reader)
+    assert data.count(b"\n") == 100
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]

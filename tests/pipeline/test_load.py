@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import signal
 import socket
 import subprocess
@@ -99,6 +100,123 @@ def test_rerun_of_the_same_batch_changes_nothing(
     other = database.aggregate("--input", str(batch_file), "--batch-id", "wf-8")
     assert other.returncode == 0, other.stderr
     assert database.user_totals() == {u: 2 * t for u, t in expected.items()}
+
+
+def test_a_different_file_for_a_loaded_batch_is_refused(
+    database: Database, batch_file: Path, expected: dict[str, int], tmp_path: Path
+) -> None:
+    assert database.aggregate("--input", str(batch_file), "--batch-id", "b").returncode == 0
+    recorded = database.query("SELECT content_digest, valid_events FROM batches")
+    assert recorded[0][1] == 200_000 and len(recorded[0][0]) == 64
+    other = generate(tmp_path / "other.jsonl", 1_000, 12)
+    proc = database.aggregate("--input", str(other), "--batch-id", "b")
+    assert proc.returncode == 6, proc.stderr
+    assert proc.stderr.startswith("aggregate-events: batch b: refused: already loaded from 200,000")
+    assert f"from {batch_file}" in proc.stderr and "this input: 1,000 events" in proc.stderr
+    assert "nothing changed" in proc.stderr and proc.stdout == ""
+    # One changed line is a different batch too (a duration, then a line now rejected).
+    lines = batch_file.read_bytes().splitlines(keepends=True)
+    event = json.loads(lines[5])
+    event["sessionDuration"] += 1
+    edited = tmp_path / "edited.jsonl"
+    edited.write_bytes(b"".join([*lines[:5], json.dumps(event).encode() + b"\n", *lines[6:]]))
+    assert database.aggregate("--input", str(edited), "--batch-id", "b").returncode == 6
+    edited.write_bytes(b"".join([*lines[:5], b"{broken\n", *lines[6:]]))
+    assert database.aggregate("--input", str(edited), "--batch-id", "b").returncode == 6
+    assert database.user_totals() == expected
+    # The same events from a copy of the file, or from stdin, are the same batch: a no-op.
+    copy = tmp_path / "copy.jsonl"
+    copy.write_bytes(batch_file.read_bytes())
+    again = database.aggregate("--input", str(copy), "--batch-id", "b")
+    assert again.returncode == 0, again.stderr
+    assert "already loaded with the same content; nothing changed" in again.stdout
+    assert database.user_totals() == expected
+
+
+def test_stdin_is_streamed_with_the_same_rules(database: Database, tmp_path: Path) -> None:
+    # generate-events ... --output - | aggregate-events --input - ...: one aggregator process.
+    def pipeline(seed: int, batch_id: str) -> subprocess.CompletedProcess[str]:
+        gen = subprocess.Popen(
+            [
+                cli("generate-events"),
+                "--count",
+                "30000",
+                "--seed",
+                str(seed),
+                "--users",
+                "40",
+                "--output",
+                "-",
+                "--quiet",
+            ],
+            stdout=subprocess.PIPE,
+        )
+        agg = subprocess.run(
+            [cli("aggregate-events"), "--input", "-", "--batch-id", batch_id],
+            stdin=gen.stdout,
+            env=database.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert gen.stdout is not None
+        gen.stdout.close()
+        assert gen.wait(timeout=60) == 0
+        return agg
+
+    first = pipeline(4, "piped")
+    assert first.returncode == 0, first.stderr
+    assert "loaded 30,000 events, 40 users, 0 rejected of 30,000 lines" in first.stdout
+    assert "1 process)" in first.stdout
+    expected = independent_totals(generate(tmp_path / "same.jsonl", 30_000, 4, users=40))
+    assert database.user_totals() == expected
+    assert database.query("SELECT source FROM batches") == [("stdin",)]
+    again = pipeline(4, "piped")
+    assert again.returncode == 0 and "already loaded with the same content" in again.stdout
+    other = pipeline(5, "piped")
+    assert other.returncode == 6 and "refused" in other.stderr
+    # The file of the same events is the same batch.
+    same = database.aggregate("--input", str(tmp_path / "same.jsonl"), "--batch-id", "piped")
+    assert same.returncode == 0 and "already loaded" in same.stdout
+    assert database.user_totals() == expected
+    # Bad lines through stdin: stored with their numbers, the ratio rule, emptiness.
+    lines = [good(userId=f"u{i % 3}", sessionDuration=i) for i in range(1, 301)]
+    lines[41] = b"{not json"
+    bad = subprocess.run(
+        [cli("aggregate-events"), "--input", "-", "--batch-id", "piped-bad"],
+        input=b"\n".join(lines) + b"\n",
+        env=database.env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 0, bad.stderr
+    assert database.query(
+        "SELECT line_number FROM rejected_lines WHERE batch_id = 'piped-bad'"
+    ) == [(42,)]
+    too_bad = subprocess.run(
+        [cli("aggregate-events"), "--input", "-", "--batch-id", "piped-worse"],
+        input=b"garbage\n" * 5 + good() + b"\n",
+        env=database.env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert too_bad.returncode == 4, too_bad.stderr
+    empty = subprocess.run(
+        [cli("aggregate-events"), "--input", "-", "--batch-id", "piped-empty"],
+        input="",
+        env=database.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert empty.returncode == 3 and "standard input is empty" in empty.stderr
+    assert (
+        table_counts(database, "piped-worse") == table_counts(database, "piped-empty") == (0, 0, 0)
+    )
 
 
 def test_concurrent_loaders_of_one_batch_load_it_once(
@@ -340,10 +458,60 @@ def test_an_unreachable_database_is_a_bounded_clear_error(tmp_path: Path) -> Non
         env=env,
     )
     assert proc.returncode == 5
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"aggregate-events: cannot connect to PostgreSQL at 127.0.0.1:{port}")
-    assert "Traceback" not in proc.stderr
+    # One line when the wait starts (where, how long, what sets it), one when it gives up.
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 2, proc.stderr
+    assert lines[0].startswith(f"aggregate-events: PostgreSQL at 127.0.0.1:{port}/nobody not ready")
+    assert (
+        "waiting up to 1.5s (--connect-timeout or $AGGREGATE_CONNECT_TIMEOUT sets how long)"
+        in (lines[0])
+    )
+    assert lines[1].startswith(
+        f"aggregate-events: cannot connect to PostgreSQL at 127.0.0.1:{port}"
+    )
+    assert "attempts in" in lines[1]
     assert proc.stdout == ""
+
+
+def test_waiting_on_a_terminal_keeps_one_progress_line(tmp_path: Path) -> None:
+    data = tmp_path / "x.jsonl"
+    data.write_bytes(good() + b"\n")
+    port = free_port()
+    env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(port), "PGUSER": "nobody"}
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [
+            cli("aggregate-events"),
+            "--input",
+            str(data),
+            "--batch-id",
+            "x",
+            "--connect-timeout",
+            "4",
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # EIO: the other end is closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(controller)
+    assert proc.wait(timeout=60) == 5
+    lines = seen.decode().replace("\r\n", "\n").strip("\n").split("\n")
+    assert len(lines) == 3, lines
+    assert "not ready" in lines[0] and "cannot connect" in lines[2]
+    # The middle line is rewritten in place: several updates, one line.
+    assert lines[1].count("still waiting for PostgreSQL") >= 2, lines[1]
+    assert lines[1].startswith("\r\x1b[K")
 
 
 @pytest.mark.parametrize("kind", ["missing", "directory", "unreadable"])

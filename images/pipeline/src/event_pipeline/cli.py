@@ -13,12 +13,15 @@ MAX_SHARDS = 10_000
 
 
 def _bounds(minimum: float | None, maximum: float | None) -> str:
+    def show(value: float) -> str:
+        return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
     if minimum is not None and maximum is not None:
-        return f" from {minimum:g} to {maximum:g}"
+        return f" from {show(minimum)} to {show(maximum)}"
     if minimum is not None:
-        return f" >= {minimum:g}"
+        return f" >= {show(minimum)}"
     if maximum is not None:
-        return f" <= {maximum:g}"
+        return f" <= {show(maximum)}"
     return ""
 
 
