@@ -3,7 +3,9 @@
 The file is split into byte ranges at newlines and scanned by one process per core (the
 parent scans the first range itself); each keeps only per-user totals, so memory grows with
 users, not events. Rejected lines go to a small spill file per range, then into the batch's
-transaction. See db.py for the exactly-once design.
+transaction. Standard input (``--input -``) is streamed by the parent alone. A batch can also
+be staged shard by shard (``--shard I/N``) and committed once (``--commit``). See db.py for the
+exactly-once design and digest.py for how a re-run is told from different data.
 """
 
 from __future__ import annotations
