@@ -1,0 +1,82 @@
+"""tests/e2e/versions.env and the wrapper modules in tests/e2e/modules/ pin the same versions.
+
+tests/e2e/build checks this too before building (with `go list`); this test catches a drift in
+`make test` already, without Go or a network.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+E2E = Path(__file__).resolve().parent
+MODULES = E2E / "modules"
+
+# versions.env variable -> (wrapper module directory, upstream module path)
+PINS = {
+    "KUBERNETES_VERSION": ("kubernetes", "k8s.io/kubernetes"),
+    "GVISOR_VERSION": ("gvisor", "gvisor.dev/gvisor"),
+    "COREDNS_VERSION": ("coredns", "github.com/coredns/coredns"),
+    "LOCAL_PATH_PROVISIONER_VERSION": (
+        "local-path-provisioner",
+        "github.com/rancher/local-path-provisioner",
+    ),
+    "KUBE_ROUTER_VERSION": ("kube-router", "github.com/cloudnativelabs/kube-router/v2"),
+    "KUSTOMIZE_VERSION": ("kustomize", "sigs.k8s.io/kustomize/kustomize/v5"),
+    "ARGO_WORKFLOWS_VERSION": ("argo-workflows", "github.com/argoproj/argo-workflows/v4"),
+    "ARGOCD_VERSION": ("argo-cd", "github.com/argoproj/argo-cd/v3"),
+}
+
+
+def versions_env() -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for line in (E2E / "versions.env").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        assert sep and re.fullmatch(r"[A-Z][A-Z0-9_]*", key), f"not KEY=VALUE: {line!r}"
+        assert not re.search(r"[\s$`'\"]", value), f"{key}: keep values plain: {value!r}"
+        pins[key] = value
+    return pins
+
+
+def required_version(go_mod: Path, module: str) -> str:
+    """The version go.mod requires of `module` (a `replace` to a version wins)."""
+    text = go_mod.read_text()
+    replaced = re.search(
+        rf"^\s*(?:replace\s+)?{re.escape(module)}\s+=>\s+\S+\s+(v\S+)\s*$", text, re.M
+    )
+    if replaced:
+        return replaced.group(1)
+    required = re.search(rf"^\s*(?:require\s+)?{re.escape(module)}\s+(v\S+)", text, re.M)
+    assert required, f"{go_mod} does not require {module}"
+    return required.group(1)
+
+
+@pytest.mark.parametrize("var", sorted(PINS))
+def test_versions_env_matches_wrapper_module(var: str) -> None:
+    directory, module = PINS[var]
+    go_mod = MODULES / directory / "go.mod"
+    assert (MODULES / directory / "go.sum").is_file(), f"{directory}: go.sum is missing"
+    assert required_version(go_mod, module) == versions_env()[var]
+
+
+def test_argo_server_builds_the_same_argo_workflows() -> None:
+    go_mod = MODULES / "argo-server" / "go.mod"
+    module = "github.com/argoproj/argo-workflows/v4"
+    assert re.search(
+        rf"^\s*(?:replace\s+)?{re.escape(module)}\s+=>\s+\./src\s*$", go_mod.read_text(), re.M
+    )
+    text = go_mod.read_text()
+    required = re.search(rf"^\s*{re.escape(module)}\s+(v\S+)", text, re.M)
+    assert required and required.group(1) == versions_env()["ARGO_WORKFLOWS_VERSION"]
+
+
+def test_every_wrapper_module_builds_with_tools_pinned() -> None:
+    for go_mod in sorted(MODULES.glob("*/go.mod")):
+        text = go_mod.read_text()
+        assert re.search(r"^tool\b", text, re.M), f"{go_mod}: no `tool` directive to pin"
+        assert "=> ../" not in text and "=> /" not in text, f"{go_mod}: replace outside the module"
