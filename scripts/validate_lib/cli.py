@@ -23,6 +23,15 @@ def _label(p: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except upstream.UpstreamError as exc:
+        # No traceback: one line saying what is missing and how to get it.
+        print(f"scripts/validate: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     ap = argparse.ArgumentParser(
         prog="scripts/validate",
         description="Offline validation gate (docs/validation.md). No PATH: every kustomization "

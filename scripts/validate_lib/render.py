@@ -220,12 +220,7 @@ class Renderer:
                         )
                         ok = False
                         continue
-                    try:
-                        wrapper = self._wrapper_for(rel)
-                    except upstream.UpstreamError as exc:
-                        report.add("render", None, f"{key}[{i}]", str(exc), source=label)
-                        ok = False
-                        continue
+                    wrapper = self._wrapper_for(rel)  # UpstreamError ends the gate (cli.py)
                     entries[i] = os.path.relpath(wrapper, d)
                     changed = True
             if changed:

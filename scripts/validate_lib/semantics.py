@@ -45,7 +45,6 @@ def check(
     netpol.check_services(resources, units, report)
     if profile is not None:
         check_profile(units, cfg, profile, report, label)
-        check_schedules(resources, cfg, profile, report, label)
     _check_upstream(resources, cfg, report)
     return units
 
@@ -327,32 +326,6 @@ def check_profile(
                 f"profile {profile!r} rule {rule.get('match')!r} matches no pod "
                 "(renamed or missing workload?)",
                 source=label,
-            )
-
-
-def check_schedules(
-    resources: list[Resource], cfg: Config, profile: str, report: Report, label: str
-) -> None:
-    """The overlay's cron frequency: profile `schedules` maps CronWorkflow ident -> list."""
-    want = as_dict(cfg.profiles.get(profile, {}).get("schedules"))
-    for ident, expected in want.items():
-        found = [r for r in resources if r.ident == ident]
-        if not found:
-            report.add(
-                "semantics",
-                None,
-                "",
-                f"profile {profile!r} expects {ident} (schedules), not in the render",
-                source=label,
-            )
-            continue
-        got = [str(x) for x in as_list(found[0].spec.get("schedules"))]
-        if got != [str(x) for x in as_list(expected)]:
-            report.add(
-                "semantics",
-                found[0],
-                "spec.schedules",
-                f"profile {profile!r} expects schedules {expected}, got {got}",
             )
 
 

@@ -82,8 +82,12 @@ for _url, _rel in PINNED.items():
     _URL_OF.setdefault(_rel, _url)
 
 
+DOWNLOAD_TIMEOUT = 60
+
+
 class UpstreamError(Exception):
-    """A pinned file is neither in shared/upstream nor downloadable."""
+    """A pinned file is neither in shared/upstream nor downloadable (the message says what to do;
+    scripts/validate prints it as its one line and exits 2)."""
 
 
 def url_for(rel: str) -> str:
@@ -104,11 +108,15 @@ def local_path(rel: str) -> Path:
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
     try:
-        with urllib.request.urlopen(url, timeout=120) as resp:  # noqa: S310 (pinned https URL)
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as resp:  # noqa: S310 (pinned)
             tmp.write_bytes(resp.read())
     except OSError as exc:
+        reason = getattr(exc, "reason", None) or exc
         raise UpstreamError(
-            f"{rel}: not in {SHARED_UPSTREAM} and download of {url} failed: {exc}"
+            f"the pinned upstream file {rel} is not in {SHARED_UPSTREAM} and downloading {url} "
+            f"failed ({reason}): connect to the network once (downloads are kept in {CACHE_DIR}) "
+            "or set VALIDATE_UPSTREAM_DIR to a folder holding the pinned files "
+            "(docs/validation.md, 'Pinned upstream files')"
         ) from exc
     tmp.replace(cached)
     return cached

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -60,3 +62,39 @@ def test_unpinned_file_is_refused(tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.setattr(upstream, "CACHE_DIR", tmp_path / "cache")
     with pytest.raises(upstream.UpstreamError):
         upstream.local_path("argo-workflows-v9.9.9/install.yaml")
+
+
+def test_gate_without_upstream_or_network_says_what_is_missing_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """No ../shared/upstream and no network: one line naming the file, the URL and the two ways
+    out, exit 2, no traceback. The network is cut by a proxy on a closed port."""
+    repo = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy", "https_proxy")}
+    env |= {
+        "VALIDATE_UPSTREAM_DIR": str(tmp_path / "no-shared-upstream"),
+        "VALIDATE_CACHE_DIR": str(tmp_path / "cache"),
+        "https_proxy": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+    }
+    p = subprocess.run(
+        [
+            sys.executable,
+            str(repo / "scripts" / "validate"),
+            "--no-checkov",
+            str(repo / "tests" / "validate" / "fixtures" / "_good"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert p.returncode == 2, p.stdout + p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in p.stdout + p.stderr, p.stderr
+    line = lines[0]
+    assert line.startswith("scripts/validate: the pinned upstream file ")
+    assert str(tmp_path / "no-shared-upstream") in line
+    assert "https://raw.githubusercontent.com/argoproj/" in line
+    assert "connect to the network once" in line and "VALIDATE_UPSTREAM_DIR" in line
