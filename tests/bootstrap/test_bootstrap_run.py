@@ -1,0 +1,283 @@
+"""bootstrap/up for real against stubbed kubectl/minikube/docker/git (tests/bootstrap/stubs/):
+the real run executes exactly what --dry-run prints, gVisor must be proven before images are
+loaded, an unreadable repository stops before anything is applied, a failed hook fails the run
+with the hooks' outcome, and a clone without an https origin still dry-runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from needs import unavailable
+
+ROOT = Path(__file__).resolve().parents[2]
+STUB = Path(__file__).resolve().parent / "stubs" / "fake-tool"
+FORK = "https://github.com/someone/fork.git"
+STUBBED = ("kubectl", "minikube", "docker", "git")
+# What the real run asks before acting, to be safe to repeat (a running profile, an existing
+# namespace or Secret): queries a fresh machine answers "no", which --dry-run assumes.
+IDEMPOTENCY_CHECKS = (
+    ["minikube", "status"],
+    ["docker", "info"],
+    ["kubectl", "--context", "event-pipeline", "get", "namespace"],
+    ["kubectl", "--context", "event-pipeline", "-n", "event-pipeline", "get", "secret"],
+)
+
+Call = dict[str, Any]
+PIPED = "<stdin from the previous command of a pipeline>"
+
+
+def tools() -> dict[str, str]:
+    found = {t: shutil.which(t) for t in ("kubectl", "git")}
+    missing = [t for t, p in found.items() if p is None]
+    if missing:
+        unavailable(f"{', '.join(missing)} not installed (bootstrap renders with kubectl)")
+    return {t: str(p) for t, p in found.items()}
+
+
+def up(
+    tmp_path: Path, *args: str, repo: Path = ROOT, **scenario: str
+) -> tuple[subprocess.CompletedProcess[str], list[Call]]:
+    """bootstrap/up ARGS with the stubs first on PATH; (process, the stubs' calls in order)."""
+    real = tools()
+    bin_dir = tmp_path / "bin"
+    if not bin_dir.exists():
+        bin_dir.mkdir()
+        for tool in STUBBED:
+            (bin_dir / tool).symlink_to(STUB)
+    log = tmp_path / "calls.jsonl"
+    log.unlink(missing_ok=True)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("STUB_", "REPO_"))},
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "STUB_LOG": str(log),
+        "STUB_REAL_KUBECTL": real["kubectl"],
+        "STUB_REAL_GIT": real["git"],
+        **scenario,
+    }
+    p = subprocess.run(
+        [str(repo / "bootstrap" / "up"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=repo,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+        check=False,
+    )
+    calls = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+    return p, calls
+
+
+def dry_run_calls(stdout: str) -> list[Call]:
+    """Every stubbed command the dry run prints, pipelines split, heredocs as stdin."""
+    calls: list[Call] = []
+    lines = stdout.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if not line.startswith("+ ") or line.startswith("+ #"):
+            continue
+        heredoc = None
+        if line.endswith(" <<'EOF'"):
+            line = line.removesuffix(" <<'EOF'")
+            end = lines.index("EOF", i)
+            heredoc = "".join(f"{x}\n" for x in lines[i:end])
+            i = end + 1
+        words = shlex.split(line[2:])
+        stages: list[list[str]] = [[]]
+        for w in words:
+            if w == "|":
+                stages.append([])
+            else:
+                stages[-1].append(w)
+        for n, argv in enumerate(stages):
+            if argv[0] == "env":  # env VAR=value ... CMD
+                argv = argv[1:]
+                while "=" in argv[0]:
+                    argv = argv[1:]
+            if argv[0] in STUBBED:
+                calls.append({"argv": argv, "stdin": heredoc if n == 0 else PIPED})
+    return calls
+
+
+def acting(calls: list[Call]) -> list[Call]:
+    """The real run's calls without the real tools and the idempotency checks."""
+    out = []
+    for c in calls:
+        argv = c["argv"]
+        if any(argv[: len(q)] == q for q in IDEMPOTENCY_CHECKS):
+            continue
+        out.append(c)
+    return out
+
+
+def test_real_run_executes_exactly_what_the_dry_run_prints(tmp_path: Path) -> None:
+    common = ("--overlay", "minikube", "--repo-url", FORK, "--revision", "main")
+    dry, dry_stub_calls = up(tmp_path, "--dry-run", *common)
+    assert dry.returncode == 0, dry.stderr
+    assert dry_stub_calls == [], "the dry run ran a command"
+    real, calls = up(tmp_path, *common)
+    assert real.returncode == 0, real.stderr
+    printed = dry_run_calls(dry.stdout)
+    ran = acting(calls)
+    assert [c["argv"] for c in ran] == [c["argv"] for c in printed]
+    for r, d in zip(ran, printed, strict=True):
+        if d["stdin"] == PIPED:
+            continue
+        if d["stdin"] is None:
+            assert r["stdin"] is None or r["stdin"] == "", r["argv"]
+        elif "<random, 32 chars>" in d["stdin"]:
+            pattern = re.escape(d["stdin"]).replace(
+                re.escape("<random, 32 chars>"), "[A-Za-z0-9]{32}"
+            )
+            assert re.fullmatch(pattern, r["stdin"]), r["stdin"]
+        else:
+            assert r["stdin"] == d["stdin"], r["argv"]
+    # The password went through stdin only, never through argv.
+    secrets = [c for c in ran if "--from-env-file=/dev/stdin" in c["argv"]]
+    assert len(secrets) == 2
+    password = re.search(r"PGPASSWORD=(\S+)", secrets[0]["stdin"]).group(1)  # type: ignore[union-attr]
+    assert all(password not in " ".join(c["argv"]) for c in calls)
+    ls_remote = [c for c in ran if "ls-remote" in c["argv"]]
+    assert ls_remote and ls_remote[0]["git_terminal_prompt"] == "0"
+    assert "credential.helper=" in ls_remote[0]["argv"]
+
+
+def test_gvisor_is_proven_before_images_load_else_falls_back(tmp_path: Path) -> None:
+    args = (
+        "--overlay",
+        "minikube",
+        "--repo-url",
+        FORK,
+        "--revision",
+        "main",
+        "--gvisor-timeout",
+        "0",
+    )
+    forced, calls = up(tmp_path, *args, "--force-gvisor", STUB_NO_RUNSC="1")
+    assert forced.returncode == 1
+    assert (
+        "gVisor is not usable: after 0s containerd on the node still has no runsc runtime "
+        "(--force-gvisor given)" in forced.stderr
+    )
+    assert "sudo crictl info" in forced.stderr  # says how to look
+    assert not [c for c in calls if c["argv"][1:3] == ["image", "load"]], "images loaded anyway"
+    assert not [c for c in calls if "apply" in c["argv"]]
+    fallback, calls = up(tmp_path, *args, STUB_NO_RUNSC="1")
+    assert fallback.returncode == 0, fallback.stderr
+    assert "FALLING BACK to overlay no-gvisor" in fallback.stderr
+    assert "Overlay: no-gvisor" in fallback.stdout or "overlay 'no-gvisor'" in fallback.stdout
+    applied = [c for c in calls if c["argv"][-3:] == ["apply", "-f", "-"]]
+    assert not any("runtimeClassName: gvisor" in (c["stdin"] or "") for c in applied)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (
+            "128",
+            [
+                "could not read https://github.com/someone/fork.git anonymously",
+                "terminal prompts disabled",
+                "make the repository public",
+            ],
+        ),
+        (
+            "2",
+            [
+                "https://github.com/someone/fork.git has no branch or tag 'main'",
+                "git push origin main",
+            ],
+        ),
+    ],
+)
+def test_unreadable_repository_stops_before_anything_runs(
+    tmp_path: Path, status: str, expected: list[str]
+) -> None:
+    p, calls = up(tmp_path, "--repo-url", FORK, "--revision", "main", STUB_LS_REMOTE=status)
+    assert p.returncode == 1
+    for e in expected:
+        assert e in p.stderr
+    assert [c["argv"][0] for c in acting(calls)] == ["git"], "acted before the repository check"
+
+
+def test_failed_hook_fails_the_run_and_shows_the_hooks(tmp_path: Path) -> None:
+    hooks = (
+        "PostSync Job/isolation-demo/isolation-probe-a: Succeeded job completed\n"
+        "PostSync Job/isolation-demo/isolation-probe-b: Failed BackoffLimitExceeded\n"
+    )
+    p, _ = up(
+        tmp_path,
+        "--repo-url",
+        FORK,
+        "--revision",
+        "main",
+        "--overlay",
+        "no-gvisor",
+        STUB_APP_STATE_event_pipeline="Synced/Healthy/Failed",
+        STUB_HOOKS_event_pipeline=hooks,
+    )
+    assert p.returncode == 1
+    assert "the last sync of Application event-pipeline ended Failed" in p.stderr
+    assert "event-pipeline: PostSync Job/isolation-demo/isolation-probe-b: Failed" in p.stderr
+
+
+def test_successful_run_prints_the_hooks_outcome(tmp_path: Path) -> None:
+    hooks = "PostSync Job/isolation-demo/isolation-verify: Succeeded job completed\n"
+    p, _ = up(
+        tmp_path,
+        "--repo-url",
+        FORK,
+        "--revision",
+        "main",
+        "--overlay",
+        "no-gvisor",
+        STUB_HOOKS_event_pipeline=hooks,
+    )
+    assert p.returncode == 0, p.stderr
+    assert "event-pipeline: PostSync Job/isolation-demo/isolation-verify: Succeeded" in p.stderr
+    assert "argo-workflows: no hooks" in p.stderr
+
+
+def clone_without_https_origin(tmp_path: Path, origin: str | None) -> Path:
+    """A copy of the working tree as its own Git repository, origin a local path or none."""
+    repo = tmp_path / "clone"
+    shutil.copytree(
+        ROOT, repo, ignore=shutil.ignore_patterns(".git", ".venv*", ".cache", "__pycache__")
+    )
+    git = tools()["git"]
+    subprocess.run([git, "init", "-q", "-b", "main", str(repo)], check=True)
+    ident = ["-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+    subprocess.run([git, "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run([git, "-C", str(repo), *ident, "commit", "-qm", "clone"], check=True)
+    if origin is not None:
+        subprocess.run([git, "-C", str(repo), "remote", "add", "origin", origin], check=True)
+    return repo
+
+
+@pytest.mark.parametrize("origin", [None, "/srv/git/event-pipeline.git"])
+def test_any_clone_dry_runs_with_a_marked_placeholder(tmp_path: Path, origin: str | None) -> None:
+    repo = clone_without_https_origin(tmp_path, origin)
+    dry, calls = up(tmp_path, "--dry-run", repo=repo)
+    assert dry.returncode == 0, dry.stderr
+    assert calls == []
+    assert "PLACEHOLDER repoURL https://PLACEHOLDER.invalid/" in dry.stderr
+    assert "repoURL: https://PLACEHOLDER.invalid/" in dry.stdout
+    root, _ = up(tmp_path, "--print-root-app", repo=repo)
+    assert root.returncode == 0, root.stderr
+    assert root.stdout.startswith("# PLACEHOLDER repoURL")
+    why = "has no 'origin' remote" if origin is None else f"origin remote '{origin}' is not"
+    assert why in root.stderr
+    real, calls = up(tmp_path, repo=repo)
+    assert real.returncode == 1
+    assert why in real.stderr and "--repo-url https://github.com/<you>/<repo>.git" in real.stderr
+    assert acting(calls) == [], "a real run acted without a repository Argo CD can read"
