@@ -281,3 +281,9 @@ def test_any_clone_dry_runs_with_a_marked_placeholder(tmp_path: Path, origin: st
     assert real.returncode == 1
     assert why in real.stderr and "--repo-url https://github.com/<you>/<repo>.git" in real.stderr
     assert acting(calls) == [], "a real run acted without a repository Argo CD can read"
+
+
+def test_no_repo_check_skips_the_anonymous_check(tmp_path: Path) -> None:
+    p, _ = up(tmp_path, "--dry-run", "--no-repo-check", "--repo-url", FORK, "--revision", "main")
+    assert p.returncode == 0, p.stderr
+    assert "ls-remote" not in p.stdout and "--no-repo-check" in p.stderr
