@@ -52,6 +52,8 @@ def check(resources: list[Resource], units: list[PodUnit], report: Report) -> No
                 "spec.podSelector",
                 f"selects no pod in namespace {r.namespace} (the policy has no effect)",
             )
+        for i, rule in enumerate(as_list(r.spec.get("egress"))):
+            _check_open_egress(r, as_dict(rule), jpath("spec", "egress", i), report)
         for direction, peer_key in (("ingress", "from"), ("egress", "to")):
             for i, rule in enumerate(as_list(r.spec.get(direction))):
                 for j, peer in enumerate(as_list(as_dict(rule).get(peer_key))):
@@ -63,6 +65,33 @@ def check(resources: list[Resource], units: list[PodUnit], report: Report) -> No
                         namespaces,
                         report,
                     )
+
+
+ANYWHERE = ("0.0.0.0/0", "::/0")
+
+
+def _check_open_egress(r: Resource, rule: Obj, path: str, report: Report) -> None:
+    """An egress rule without peers (or to 0.0.0.0/0 with no exception) allows every address:
+    any pod, any Service and the internet on its ports. Seen on a real cluster (make e2e): the
+    workflow pods' "API server" rule let them reach any Service on 443."""
+    peers = [as_dict(p) for p in as_list(rule.get("to"))]
+    open_peer = not peers or any(
+        str(as_dict(p.get("ipBlock")).get("cidr")) in ANYWHERE
+        and not as_list(as_dict(p.get("ipBlock")).get("except"))
+        for p in peers
+    )
+    if open_peer:
+        ports = (
+            ", ".join(str(as_dict(p).get("port", "all")) for p in as_list(rule.get("ports")))
+            or "all ports"
+        )
+        report.add(
+            "semantics",
+            r,
+            jpath(path, "to"),
+            f"allows egress to every address (any pod, any Service, the internet) on {ports}: "
+            "name the peers, or except the pod network from the ipBlock",
+        )
 
 
 def _check_peer(
