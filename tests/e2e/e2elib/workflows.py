@@ -96,7 +96,8 @@ def pods(ns: str, workflow: str) -> list[dict[str, Any]]:
 def container_runtime(container_id: str) -> str:
     """The containerd runtime that really ran a container (io.containerd.runsc.v1 / runc.v2)."""
     cid = container_id.split("://", 1)[-1]
-    ctr = os.path.join(os.environ.get("CONTAINERD_BIN_DIR", "/usr/bin"), "ctr")
+    cache = os.environ.get("E2E_CACHE", "/var/cache/esp-e2e")
+    ctr = os.path.join(os.environ.get("CONTAINERD_BIN_DIR") or f"{cache}/bin/containerd", "ctr")
     import subprocess
 
     proc = subprocess.run(
