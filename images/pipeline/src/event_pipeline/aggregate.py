@@ -495,9 +495,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ),
         epilog=EXIT_CODES,
     )
-    parser.add_argument("--input", help="JSON Lines file of events, or - for standard input")
+    parser.add_argument(
+        "--input", metavar="FILE", help="JSON Lines file of events, or - for standard input"
+    )
     parser.add_argument(
         "--batch-id",
+        metavar="ID",
         required=True,
         help="loading the same content under the same id again is a no-op",
     )
@@ -526,6 +529,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--max-rejected-ratio",
         type=cli.number(0, 1),
+        metavar="RATIO",
         help=(
             f"fail (and load nothing) above this share of rejected lines ({DEFAULT_MAX_REJECTED:g}"
             "); for a sharded batch, give it to --commit: it applies to the whole batch"
@@ -534,6 +538,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--connect-timeout",
         type=cli.number(0),
+        metavar="SECONDS",
         default=_default_connect_timeout(),
         help=(
             "keep retrying the connection for this many seconds "
@@ -543,6 +548,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workers",
         type=cli.integer(1, 1024),
+        metavar="N",
         default=default_workers(),
         help="scanner processes (standard input is read by one)",
     )
