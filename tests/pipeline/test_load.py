@@ -573,3 +573,34 @@ def test_an_empty_file_is_refused_unless_allowed(database: Database, tmp_path: P
     assert "loaded 0 events, 0 users, 0 rejected of 0 lines" in proc.stdout
     assert table_counts(database, "empty") == (1, 0, 0)
     assert database.user_totals() == {}
+
+
+def test_a_database_of_the_previous_version_is_upgraded_and_its_batches_compared(
+    database: Database, tmp_path: Path
+) -> None:
+    data = generate(tmp_path / "old.jsonl", 2_000, 8, users=10)
+    assert database.aggregate("--input", str(data), "--batch-id", "first").returncode == 0
+    # The schema as the previous version left it: no digest, no shards, no staging tables.
+    conn = database.connect()
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "DROP TABLE staged_user_totals, staged_rejected_lines, batch_shards;"
+            " ALTER TABLE batches DROP COLUMN content_digest, DROP COLUMN shards"
+        )
+    conn.close()
+    other = generate(tmp_path / "other.jsonl", 2_000, 9, users=10)
+    proc = database.aggregate("--input", str(other), "--batch-id", "second")
+    assert proc.returncode == 0, proc.stderr
+    assert database.query("SELECT to_regclass('batch_shards') IS NOT NULL") == [(True,)]
+    digests = database.query("SELECT batch_id, content_digest IS NULL FROM batches ORDER BY 1")
+    assert digests == [("first", True), ("second", False)]
+    # A batch without a digest is compared by its figures: the same file is a no-op, another
+    # one is refused.
+    same = database.aggregate("--input", str(data), "--batch-id", "first")
+    assert same.returncode == 0 and "already loaded with the same content" in same.stdout
+    refused = database.aggregate("--input", str(other), "--batch-id", "first")
+    assert refused.returncode == 6 and "digest not recorded" in refused.stderr
+    assert database.user_totals() == {
+        u: independent_totals(data).get(u, 0) + independent_totals(other).get(u, 0)
+        for u in set(independent_totals(data)) | set(independent_totals(other))
+    }
