@@ -18,6 +18,7 @@ MODULES = E2E / "modules"
 PINS = {
     "KUBERNETES_VERSION": ("kubernetes", "k8s.io/kubernetes"),
     "GVISOR_VERSION": ("gvisor", "gvisor.dev/gvisor"),
+    "CONTAINERD_VERSION": ("containerd", "github.com/containerd/containerd/v2"),
     "COREDNS_VERSION": ("coredns", "github.com/coredns/coredns"),
     "LOCAL_PATH_PROVISIONER_VERSION": (
         "local-path-provisioner",
@@ -73,6 +74,15 @@ def test_argo_server_builds_the_same_argo_workflows() -> None:
     text = go_mod.read_text()
     required = re.search(rf"^\s*{re.escape(module)}\s+(v\S+)", text, re.M)
     assert required and required.group(1) == versions_env()["ARGO_WORKFLOWS_VERSION"]
+
+
+def test_gvisor_shim_builds_the_same_gvisor() -> None:
+    text = (MODULES / "gvisor-shim" / "go.mod").read_text()
+    module = "gvisor.dev/gvisor"
+    assert re.search(rf"^\s*replace\s+{re.escape(module)}\s+=>\s+\./src\s*$", text, re.M)
+    required = re.search(rf"^\s*{re.escape(module)}\s+(v\S+)", text, re.M)
+    assert required and required.group(1) == versions_env()["GVISOR_VERSION"]
+    assert (MODULES / "gvisor" / "shim-oom-score.patch").is_file()
 
 
 def test_every_wrapper_module_builds_with_tools_pinned() -> None:
