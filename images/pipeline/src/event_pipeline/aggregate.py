@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, BinaryIO
 
 from event_pipeline import cli
+from event_pipeline.blocks import KNOWN_IDS_MAX, total_block
 from event_pipeline.digest import content_digest
 from event_pipeline.model import (
     DECODE_ERRORS,
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 BLOCK_BYTES = 1 << 20
 MIN_BYTES_PER_WORKER = 4 << 20  # below this, forking costs more than it saves
 MAX_WORKERS = 8
-KNOWN_IDS_MAX = 100_000
 SAMPLE_REJECTS = 5
 DEFAULT_CONNECT_TIMEOUT = 60.0
 CONNECT_TIMEOUT_ENV = "AGGREGATE_CONNECT_TIMEOUT"
@@ -196,19 +196,25 @@ def _scan_range(
                 block = block[cut + 1 :]
             if carry:
                 block = carry + block
-            parts = block.split(b"\n")
-            carry = parts.pop()
+            cut = block.rfind(b"\n")
+            body, carry = (block[:cut], block[cut + 1 :]) if cut >= 0 else (b"", block)
             if len(carry) > max_line:
                 skipping, skip_head, carry = len(carry), carry[:1024], b""
-            if not parts:
+            if cut < 0:
                 continue
+            # Fast path: the whole block in one msgspec call (blocks.py), else line by line.
+            done = total_block(body, totals, known, max_line)
+            if done is not None:
+                lines += done
+                continue
+            parts = body.split(b"\n")
             if max(map(len, parts)) > max_line:  # rare: this block takes the slow path
                 for number, line in enumerate(parts, lines + 1):
                     slow_path(number, line)
                 lines += len(parts)
                 continue
             for number, line in enumerate(parts, lines + 1):
-                # Fast path: model.validate_line's first half, inlined. msgspec checks types
+                # Line by line: model.validate_line's first half, inlined. msgspec checks types
                 # and ranges; a user already in the totals, and an eventType/productId already
                 # in `known`, passed good_id before: hashing is cheaper than checking again.
                 try:
