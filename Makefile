@@ -42,8 +42,12 @@ rehearsal: venv ## Run the rendered workflows' steps as containers (Docker engin
 local: venv ## One batch against a throwaway local PostgreSQL, top users ([COUNT=] [USERS=] [SEED=])
 	$(PY) scripts/local-run $(if $(COUNT),--count $(COUNT)) $(if $(USERS),--users $(USERS)) $(if $(SEED),--seed $(SEED))
 
-bench: venv ## Throughput and memory figures of generate/aggregate
+bench: venv $(VENV)/.bench-done ## Figures of generate/aggregate against DuckDB (installs requirements-bench.txt)
 	$(PY) scripts/bench
+
+$(VENV)/.bench-done: requirements-bench.txt $(VENV)/.done
+	$(VENV)/bin/pip install -q -r requirements-bench.txt
+	touch $@
 
 isolation-demo: venv ## Same probe under runc, runsc and runsc+overlay here; comparison table
 	scripts/isolation-demo
