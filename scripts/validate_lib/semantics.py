@@ -6,7 +6,7 @@ import fnmatch
 import json
 from typing import Any
 
-from . import argo, argocd, cron, netpol
+from . import argo, argocd, cron, gvisor, netpol
 from .config import Config
 from .model import CLUSTER_SCOPED, Obj, Report, Resource, as_dict, as_list, jpath
 from .podchecks import Index, check_patches, check_units
@@ -42,6 +42,7 @@ def check(
             check_patches(u, report)
     _check_executor_rbac(units, idx, cfg, report)
     netpol.check(resources, units, report)
+    gvisor.check(units, report)
     netpol.check_services(resources, units, report)
     if profile is not None:
         check_profile(units, cfg, profile, report, label)
