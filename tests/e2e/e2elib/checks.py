@@ -321,7 +321,7 @@ def check_fault_aggregate(s: Session) -> report.Row:
         return None
 
     victim = kube.wait_for("the aggregate step to run", 900, aggregate_running, interval=1)
-    time.sleep(1.5)
+    time.sleep(0.5)
     kube.kubectl("-n", PIPELINE_NS, "delete", "pod", victim, "--wait=false")
     wf = workflows.wait_done(PIPELINE_NS, name, 1200)
     tries = [st for st in workflows.steps(wf) if st.template == "aggregate"]
@@ -439,11 +439,12 @@ Check = tuple[str, Callable[[Session], report.Row], tuple[str, ...]]
 CHECKS: list[Check] = [
     ("argocd sync (hooks included)", check_sync, ()),
     ("pipeline, overlays/minikube (gVisor)", lambda s: pipeline(s, "minikube"), ()),
-    ("CronWorkflow fires on schedule", check_cron, ()),
+    # Right after a run: its pods are kept 10 minutes (podGC deleteDelayDuration).
     ("Pod Security restricted (init, wait, main)", check_pod_security, ()),
     ("isolation demo WorkflowTemplate A/B/C", lambda s: check_isolation(s, "minikube"), ()),
     ("isolation demo PostSync hook Jobs", check_hooks, ()),
     ("NetworkPolicies, both ways", check_network_policies, ()),
+    ("CronWorkflow fires on schedule", check_cron, ()),
     ("fault: aggregate pod deleted mid-load", check_fault_aggregate, ()),
     ("fault: PostgreSQL restarted mid-run", check_fault_postgres, ()),
     ("price: 1M events under runsc", lambda s: check_price(s, "minikube"), ()),
