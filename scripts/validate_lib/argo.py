@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from . import cron
+from . import cron, fanout
 from .model import Obj, Report, Resource, as_dict, as_list, jpath, walk_strings
 from .podchecks import Index
 from .pods import (
@@ -169,6 +169,12 @@ def check(r: Resource, idx: Index, report: Report) -> None:
         _check_template(
             r, as_dict(t), jpath(own_path, "templates", i), templates, wf_params, idx, report
         )
+    wf_values = {
+        str(as_dict(p).get("name")): str(as_dict(p).get("value", as_dict(p).get("default")))
+        for p in as_list(as_dict(spec.get("arguments")).get("parameters"))
+        if "value" in as_dict(p) or "default" in as_dict(p)
+    }
+    fanout.check(r, own, own_path, wf_values, report)
     for key in ("podSpecPatch",):
         if isinstance(own.get(key), str):
             _parse_or_report(r, own[key], jpath(own_path, key), report)

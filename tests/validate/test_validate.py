@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 GATE = REPO / "scripts" / "validate"
@@ -184,3 +185,37 @@ def test_root_application_from_bootstrap_passes(overlay: str) -> None:
     assert "kind: Application" in root
     p = run_gate("--no-checkov", "-", stdin=root, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def _with_shards(rendered: str, value: str) -> str:
+    """RENDERED with the pipeline's `shards` parameter set to VALUE (as `-p shards=VALUE`
+    on submit, or a CronWorkflow's own arguments, would set it)."""
+    docs = list(yaml.safe_load_all(rendered))
+    wf = next(
+        d
+        for d in docs
+        if d and d["kind"] == "WorkflowTemplate" and d["metadata"]["name"] == "event-pipeline"
+    )
+    param = next(p for p in wf["spec"]["arguments"]["parameters"] if p["name"] == "shards")
+    param["value"] = value
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+@pytest.mark.parametrize("overlay", ["minikube", "no-gvisor"])
+def test_pipeline_with_four_shards_passes(overlay: str) -> None:
+    """The rendered overlay with `shards: 4` passes the gate with the overlay's runtime
+    profile (gVisor on every pipeline pod under minikube, shard pods included); the same
+    render with a shard count that is not a number fails it."""
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(REPO / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    args = ("--no-checkov", "--profile", overlay, "-")
+    ok = run_gate(*args, stdin=_with_shards(rendered, "4"), timeout=300)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    bad = run_gate(*args, stdin=_with_shards(rendered, "4 shards"), timeout=300)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "withSequence.count is '4 shards' (workflow parameter 'shards')" in bad.stdout
