@@ -94,6 +94,9 @@ class Step:
     argv: list[str]
     env: dict[str, str]
     fs_group: int | None
+    container: str = "main"  # the container's name in its pod
+    pod: str = ""  # the pod it belongs to (containers of one containerSet share it)
+    pod_volumes: tuple[str, ...] = ()  # Docker volumes standing in for the pod's shared emptyDirs
 
 
 # --- rendering and lookup -----------------------------------------------------------------
@@ -238,48 +241,138 @@ def _depends_on(task: Mapping[str, Any]) -> set[str]:
     return names
 
 
-def ordered_calls(spec: Mapping[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """(task name, template, arguments) of every container the entrypoint runs, in an order
-    the controller could run them (DAG: topological; steps: group by group)."""
-    templates = {t["name"]: t for t in spec["templates"]}
+@dataclass
+class Call:
+    """One pod the workflow runs: its node label (`shard(2:2)` for item 2 of a loop), its
+    template, the arguments it is called with, and its wave: pods of one wave may run at the
+    same time, after every pod of the earlier waves."""
 
-    def expand(
-        tpl_name: str, args: dict[str, Any], label: str
-    ) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    label: str
+    template: dict[str, Any]
+    arguments: dict[str, Any]
+    wave: int
+
+
+def when_holds(expr: str, variables: Mapping[str, str]) -> bool:
+    """A `when` condition of the form `A == B` or `A != B` after substitution, compared as
+    integers when both sides are, else as strings (what the manifests use); anything else
+    raises rather than being guessed."""
+    text = substitute(expr, variables)
+    m = re.fullmatch(r"\s*(.*?)\s*(==|!=)\s*(.*?)\s*", text)
+    if not m or any(op in m.group(1) + m.group(3) for op in ("==", "!=", "&&", "||", "(")):
+        raise TranslationError(f"when expression not rehearsed: {expr!r}")
+    left, right = (x.strip("'\"") for x in (m.group(1), m.group(3)))
+    if re.fullmatch(r"-?[0-9]+", left) and re.fullmatch(r"-?[0-9]+", right):
+        equal = int(left) == int(right)
+    else:
+        equal = left == right
+    return equal if m.group(2) == "==" else not equal
+
+
+def _replace_item(value: Any, item: str) -> Any:
+    """VALUE with `{{item}}` replaced (other tags stay for the pod's own substitution)."""
+    if isinstance(value, str):
+        return TAG.sub(lambda m: item if m.group(1) == "item" else m.group(0), value)
+    if isinstance(value, list):
+        return [_replace_item(v, item) for v in value]
+    if isinstance(value, dict):
+        return {k: _replace_item(v, item) for k, v in value.items()}
+    return value
+
+
+def _sequence(seq: Mapping[str, Any], variables: Mapping[str, str], name: str) -> list[str]:
+    """The items of a withSequence (decimal strings, as Argo makes them)."""
+    if "format" in seq:
+        raise TranslationError(f"{name}: withSequence.format is not rehearsed")
+    if ("count" in seq) == ("end" in seq):
+        raise TranslationError(f"{name}: withSequence needs exactly one of count or end")
+
+    def number(key: str, default: int) -> int:
+        raw = str(substitute(str(seq.get(key, default)), variables)).strip()
+        if not re.fullmatch(r"[0-9]+", raw):
+            raise TranslationError(f"{name}: withSequence.{key} {raw!r} is not an integer")
+        return int(raw)
+
+    start = number("start", 0)
+    end = start + number("count", 0) - 1 if "count" in seq else number("end", 0)
+    return [str(i) for i in range(start, end + 1)]
+
+
+def _expand_loop(task: Mapping[str, Any], variables: Mapping[str, str]) -> list[tuple[str, Any]]:
+    """(node label, arguments) of each pod a step/task makes: one, or one per item."""
+    name, args = task["name"], task.get("arguments", {})
+    if "withItems" in task or "withParam" in task:
+        raise TranslationError(f"{name}: withItems/withParam are not rehearsed")
+    if "withSequence" not in task:
+        return [(name, args)]
+    items = _sequence(task["withSequence"], variables, name)
+    return [(f"{name}({i}:{item})", _replace_item(args, item)) for i, item in enumerate(items)]
+
+
+def call_waves(spec: Mapping[str, Any], variables: Mapping[str, str] | None = None) -> list[Call]:
+    """Every pod the entrypoint runs, in an order the controller could run them (DAG:
+    topological; steps: group by group), loops expanded, steps whose `when` is false skipped
+    (a skipped task satisfies `depends`, as in Argo). VARIABLES: the workflow's global
+    variables for `when` and loop bounds (default: from SPEC with placeholder names)."""
+    templates = {t["name"]: t for t in spec["templates"]}
+    scope = dict(variables or global_variables(spec, "workflow", "namespace"))
+
+    def runs(task: Mapping[str, Any]) -> bool:
+        return "when" not in task or when_holds(str(task["when"]), scope)
+
+    def expand(tpl_name: str, args: dict[str, Any], label: str, wave: int) -> list[Call]:
         if tpl_name not in templates:
             raise TranslationError(f"template {tpl_name!r} does not exist")
         tpl = templates[tpl_name]
-        if "container" in tpl:
-            return [(label, tpl, args)]
-        calls: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        if "container" in tpl or "containerSet" in tpl:
+            return [Call(label, tpl, args, wave)]
+        calls: list[Call] = []
         if "dag" in tpl:
             tasks = {t["name"]: t for t in tpl["dag"]["tasks"]}
-            done: list[str] = []
+            done: set[str] = set()
             pending = dict(tasks)
             while pending:
-                ready = [n for n, t in pending.items() if _depends_on(t) <= set(done)]
+                ready = [n for n, t in pending.items() if _depends_on(t) <= done]
                 if not ready:
                     raise TranslationError(
                         f"DAG {tpl_name!r}: unresolvable depends in {sorted(pending)}"
                     )
+                next_wave = wave
                 for n in sorted(ready, key=list(tasks).index):
                     t = pending.pop(n)
-                    missing = _depends_on(t) - set(tasks)
-                    if missing:
-                        raise TranslationError(f"task {n!r} depends on unknown {sorted(missing)}")
-                    calls += expand(t["template"], t.get("arguments", {}), n)
-                    done.append(n)
+                    if runs(t):
+                        for node, node_args in _expand_loop(t, scope):
+                            sub = expand(t["template"], node_args, node, wave)
+                            calls += sub
+                            next_wave = max([next_wave, *(c.wave + 1 for c in sub)])
+                    done.add(n)
+                wave = next_wave
             return calls
         if "steps" in tpl:
             for group in tpl["steps"]:
+                next_wave = wave
                 for s in group:
-                    calls += expand(s["template"], s.get("arguments", {}), s["name"])
+                    if runs(s):
+                        for node, node_args in _expand_loop(s, scope):
+                            sub = expand(s["template"], node_args, node, wave)
+                            calls += sub
+                            next_wave = max([next_wave, *(c.wave + 1 for c in sub)])
+                wave = next_wave
             return calls
         raise TranslationError(
-            f"template {tpl_name!r}: only container, dag and steps are rehearsed"
+            f"template {tpl_name!r}: only container, containerSet, dag and steps are rehearsed"
         )
 
-    return expand(spec["entrypoint"], {}, spec["entrypoint"])
+    return expand(spec["entrypoint"], {}, spec["entrypoint"], 0)
+
+
+def ordered_calls(
+    spec: Mapping[str, Any], variables: Mapping[str, str] | None = None
+) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(node label, template, arguments) of every pod, in an order the controller could run
+    them (see `call_waves`)."""
+    calls = sorted(call_waves(spec, variables), key=lambda c: c.wave)
+    return [(c.label, c.template, c.arguments) for c in calls]
 
 
 # --- one container ------------------------------------------------------------------------
@@ -435,18 +528,116 @@ def docker_step(
 ) -> Step:
     """The `docker run` argv for one container template call. OUTPUTS holds the results of
     the steps already run (`tasks.<name>.outputs.result`, `steps.<name>.outputs.result`)."""
+    steps = pod_steps(spec, tpl, task, arguments, ctx, outputs)
+    if len(steps) != 1:
+        raise TranslationError(f"{task}: a pod of {len(steps)} containers (use pod_steps)")
+    return steps[0]
+
+
+def _slug(label: str) -> str:
+    """A node label (`shard(2:2)`) as a Docker name part (`shard-2-2`)."""
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+
+
+def _set_order(cs: Mapping[str, Any], task: str) -> list[dict[str, Any]]:
+    """The containers of a containerSet in an order their dependencies allow (the emissary
+    starts each one once its dependencies exited 0)."""
+    containers = {c["name"]: c for c in cs.get("containers", [])}
+    done: list[str] = []
+    while len(done) < len(containers):
+        ready = [
+            n
+            for n, c in containers.items()
+            if n not in done and set(c.get("dependencies", [])) <= set(done)
+        ]
+        if not ready:
+            raise TranslationError(f"{task}: containerSet dependencies never resolve")
+        done += ready
+    return [containers[n] for n in done]
+
+
+def pod_steps(
+    spec: Mapping[str, Any],
+    tpl: Mapping[str, Any],
+    task: str,
+    arguments: Mapping[str, Any],
+    ctx: Context,
+    outputs: Mapping[str, str] | None = None,
+    attempt: int = 0,
+) -> list[Step]:
+    """The containers of one pod (a container template, or every container of a
+    containerSet in dependency order) as docker runs sharing the pod's security context,
+    runtime and volumes. ATTEMPT > 0 is an Argo retry: a new pod, so new emptyDirs."""
     variables = global_variables(spec, ctx.workflow_name, ctx.namespace)
     variables |= dict(outputs or {})
     variables |= input_variables(tpl, arguments, variables)
-    pod_name = f"{ctx.workflow_name}-{tpl['name']}"
+    pod_name = f"{ctx.workflow_name}-{_slug(task)}" + (f"-retry{attempt}" if attempt else "")
     variables["pod.name"] = pod_name
     tpl = substitute(copy.deepcopy(dict(tpl)), variables)
-    c = tpl["container"]
-    pod_sc = {**spec.get("securityContext", {}), **tpl.get("securityContext", {})}
-    sc = c.get("securityContext", {})
+    if "container" in tpl:
+        containers, shared_mounts = [{**tpl["container"], "name": "main"}], []
+    elif "containerSet" in tpl:
+        containers = _set_order(tpl["containerSet"], task)
+        shared_mounts = tpl["containerSet"].get("volumeMounts", [])
+    else:
+        raise TranslationError(f"{task}: template {tpl['name']!r} runs no container")
+    # An emptyDir that several containers of the pod mount is one directory shared by them:
+    # a Docker volume of its own per pod (a tmpfs would be private to one container).
+    mounts_of = [[*shared_mounts, *c.get("volumeMounts", [])] for c in containers]
+    users: dict[str, int] = {}
+    for mounts in mounts_of:
+        for name in dict.fromkeys(m["name"] for m in mounts):
+            users[name] = users.get(name, 0) + 1
+    volumes = {v["name"]: v for v in [*spec.get("volumes", []), *tpl.get("volumes", [])]}
+    shared = {
+        n: f"rehearsal-{pod_name}-{_slug(n)}"
+        for n, k in users.items()
+        if k > 1 and "emptyDir" in volumes.get(n, {})
+    }
     runtime = runtime_for(spec, tpl, ctx)
+    pod_sc = {**spec.get("securityContext", {}), **tpl.get("securityContext", {})}
+    steps = []
+    for c, mounts in zip(containers, mounts_of, strict=True):
+        one = len(containers) == 1
+        label = task if one else f"{task}.{c['name']}"
+        name = f"rehearsal-{pod_name}" + ("" if one else f"-{c['name']}")
+        argv, env = _container_argv(
+            spec, tpl, c, mounts, volumes, shared, pod_sc, runtime, label, name, pod_name, ctx
+        )
+        image = local_image(c["image"], ctx)
+        steps.append(
+            Step(
+                label,
+                tpl["name"],
+                image,
+                runtime,
+                argv,
+                env,
+                pod_sc.get("fsGroup"),
+                container=c["name"],
+                pod=pod_name,
+                pod_volumes=tuple(shared.values()),
+            )
+        )
+    return steps
 
-    argv = ["docker", "run", "--rm", "--name", f"rehearsal-{pod_name}"[:63]]
+
+def _container_argv(
+    spec: Mapping[str, Any],
+    tpl: Mapping[str, Any],
+    c: Mapping[str, Any],
+    mounts: list[Mapping[str, Any]],
+    volumes: Mapping[str, Mapping[str, Any]],
+    shared: Mapping[str, str],
+    pod_sc: Mapping[str, Any],
+    runtime: str,
+    task: str,
+    name: str,
+    pod_name: str,
+    ctx: Context,
+) -> tuple[list[str], dict[str, str]]:
+    sc = c.get("securityContext", {})
+    argv = ["docker", "run", "--rm", "--name", name[:63]]
     argv += ["--network", "host"]
     if runtime != "runc":
         argv += ["--runtime", runtime]
@@ -490,27 +681,28 @@ def docker_step(
 
     # Volumes: the workflow's claim templates, the workflow's and the template's volumes.
     claims = {v["metadata"]["name"] for v in spec.get("volumeClaimTemplates", [])}
-    volumes = {v["name"]: v for v in [*spec.get("volumes", []), *tpl.get("volumes", [])]}
-    for m in c.get("volumeMounts", []):
-        name, dst = m["name"], m["mountPath"]
+    for m in mounts:
+        vname, dst = m["name"], m["mountPath"]
         ro = ",readonly" if m.get("readOnly") else ""
         if m.get("subPath"):
             raise TranslationError(f"{task}: subPath mounts are not rehearsed")
-        if name in claims:
+        if vname in claims:
             argv += ["--mount", f"type=volume,src={ctx.claim_volume},dst={dst},volume-nocopy{ro}"]
-        elif name in volumes and "emptyDir" in volumes[name]:
-            size = volumes[name]["emptyDir"].get("sizeLimit")
+        elif vname in shared:
+            argv += ["--mount", f"type=volume,src={shared[vname]},dst={dst},volume-nocopy{ro}"]
+        elif vname in volumes and "emptyDir" in volumes[vname]:
+            size = volumes[vname]["emptyDir"].get("sizeLimit")
             opts = f",tmpfs-size={_quantity_bytes(str(size))}" if size else ""
             if ro:
-                raise TranslationError(f"{task}: read-only emptyDir {name!r} is not rehearsed")
+                raise TranslationError(f"{task}: read-only emptyDir {vname!r} is not rehearsed")
             argv += ["--mount", f"type=tmpfs,dst={dst},tmpfs-mode=1777{opts}"]
-        elif name in volumes and "hostPath" in volumes[name]:
-            src = _host_dir(volumes[name]["hostPath"], ctx, task)
+        elif vname in volumes and "hostPath" in volumes[vname]:
+            src = _host_dir(volumes[vname]["hostPath"], ctx, task)
             argv += ["--mount", f"type=bind,src={src},dst={dst}{ro}"]
-        elif name in volumes:
-            raise TranslationError(f"{task}: volume {name!r} of this kind is not rehearsed")
+        elif vname in volumes:
+            raise TranslationError(f"{task}: volume {vname!r} of this kind is not rehearsed")
         else:
-            raise TranslationError(f"{task}: volumeMount {name!r} names no volume or claim")
+            raise TranslationError(f"{task}: volumeMount {vname!r} names no volume or claim")
 
     if c.get("workingDir"):
         argv += ["--workdir", c["workingDir"]]
@@ -522,10 +714,9 @@ def docker_step(
     args = [str(x) for x in c.get("args", [])]
     if command:
         argv += ["--entrypoint", command[0]]
-    image = local_image(c["image"], ctx)
-    argv.append(image)
+    argv.append(local_image(c["image"], ctx))
     argv += command[1:] + args
-    return Step(task, tpl["name"], image, runtime, argv, env, fs_group)
+    return argv, env
 
 
 def plan(docs: list[dict[str, Any]], template_name: str, ctx: Context) -> list[Step]:
@@ -539,8 +730,9 @@ def plan_spec(spec: Mapping[str, Any], ctx: Context) -> list[Step]:
         raise TranslationError("existing PVC volumes are not rehearsed")
     steps: list[Step] = []
     outputs: dict[str, str] = {}
-    for task, tpl, args in ordered_calls(spec):
-        steps.append(docker_step(spec, tpl, task, args, ctx, outputs))
+    variables = global_variables(spec, ctx.workflow_name, ctx.namespace)
+    for task, tpl, args in ordered_calls(spec, variables):
+        steps += pod_steps(spec, tpl, task, args, ctx, outputs)
         # Results are known only at run time: stand-ins keep the plan printable.
         outputs |= result_variables(task, f"<result of {task}>")
     return steps

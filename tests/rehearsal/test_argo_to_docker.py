@@ -11,6 +11,7 @@ import pytest
 from .argo_to_docker import (
     Context,
     TranslationError,
+    call_waves,
     docker_step,
     global_variables,
     input_variables,
@@ -18,9 +19,11 @@ from .argo_to_docker import (
     ordered_calls,
     plan,
     plan_spec,
+    pod_steps,
     render,
     result_variables,
     substitute,
+    when_holds,
     workflow_spec,
 )
 
@@ -392,3 +395,108 @@ def test_step_results_feed_later_inputs() -> None:
     assert step.argv[-2:] == ["--batch-id", '{"ok": true}']
     with pytest.raises(TranslationError, match="unresolved"):
         docker_step(spec, agg, task_b, args_b, ctx())
+
+
+def _sharded(spec: dict[str, Any], shards: str) -> dict[str, Any]:
+    out = copy.deepcopy(spec)
+    for p in out["arguments"]["parameters"]:
+        if p["name"] == "shards":
+            p["value"] = shards
+    return out
+
+
+@pytest.mark.parametrize("overlay", ["minikube", "no-gvisor"])
+def test_rendered_overlay_with_four_shards_translates(overlay: str) -> None:
+    """shards=4: four containerSet pods (generate, then main, sharing one emptyDir of their
+    own), one wave, then the commit; shards=1 runs only generate -> aggregate."""
+    spec = workflow_spec(render(REPO / "overlays" / overlay), "event-pipeline")
+    context = ctx(
+        secrets={"postgres-credentials": {"PGUSER": "u", "PGPASSWORD": "p", "PGDATABASE": "d"}}
+    )
+    assert [s.template for s in plan_spec(_sharded(spec, "1"), context)] == [
+        "generate",
+        "aggregate",
+    ]
+    four = _sharded(spec, "4")
+    waves = [(c.label, c.wave) for c in call_waves(four, global_variables(four, "wf", "ns"))]
+    assert waves == [(f"shard({i}:{i})", 0) for i in range(4)] + [("commit", 1)]
+    steps = plan_spec(four, context)
+    assert [(s.task, s.container) for s in steps] == [
+        *((f"shard({i}:{i}).{c}", c) for i in range(4) for c in ("generate", "main")),
+        ("commit", "main"),
+    ]
+    for i in range(4):
+        gen, main = steps[2 * i], steps[2 * i + 1]
+        # Both containers mount the pod's `shard` and `tmp` emptyDirs: shared volumes.
+        assert gen.pod == main.pod and gen.pod_volumes == main.pod_volumes
+        assert [v.rsplit("-", 1)[1] for v in gen.pod_volumes] == ["shard", "tmp"]
+        shared = gen.pod_volumes[0]
+        assert f"type=volume,src={shared},dst=/shard,volume-nocopy" in gen.argv
+        assert f"type=volume,src={shared},dst=/shard,volume-nocopy,readonly" in main.argv
+        for s in (gen, main):
+            assert s.argv[s.argv.index("--shard") + 1] == f"{i}/4"
+            assert "{{" not in " ".join(s.argv)
+    assert len({s.pod_volumes for s in steps[:8]}) == 4  # one emptyDir per shard pod
+    commit = steps[-1].argv
+    assert commit[commit.index("--shards") + 1] == "4" and "--commit" in commit
+    expected = {"runsc-hostnet"} if overlay == "minikube" else {"runc"}
+    assert {s.runtime for s in steps} == expected
+
+
+def test_when_conditions() -> None:
+    v = {"workflow.parameters.shards": "4"}
+    assert when_holds("{{workflow.parameters.shards}} != 1", v)
+    assert not when_holds("{{workflow.parameters.shards}} == 1", v)
+    assert when_holds("{{workflow.parameters.shards}} == 04", v)  # numbers compare as numbers
+    assert when_holds("a == 'a'", v)
+    for bad in ("{{workflow.parameters.shards}} > 1", "{{workflow.parameters.nope}} == 1"):
+        with pytest.raises(TranslationError):
+            when_holds(bad, v)
+
+
+def _loop_spec(seq: dict[str, Any]) -> dict[str, Any]:
+    spec = copy.deepcopy(SPEC)
+    task = spec["templates"][0]["dag"]["tasks"][1]
+    task["withSequence"] = seq
+    task["arguments"]["parameters"][0]["value"] = "{{item}}"
+    return spec
+
+
+def test_with_sequence_expands_items() -> None:
+    calls = ordered_calls(_loop_spec({"start": "2", "end": "4"}))
+    assert [(label, args["parameters"][0]["value"]) for label, _, args in calls[:3]] == [
+        ("a(0:2)", "2"),
+        ("a(1:3)", "3"),
+        ("a(2:4)", "4"),
+    ]
+    assert calls[3][0] == "b"  # b depends on a: after every item of a
+    assert ordered_calls(_loop_spec({"count": "0"}))[0][0] == "b"
+    for bad in ({"count": "2", "end": "3"}, {"count": "two"}, {"start": "1"}):
+        with pytest.raises(TranslationError):
+            ordered_calls(_loop_spec(bad))
+
+
+def test_container_set_runs_in_dependency_order_on_a_shared_emptydir() -> None:
+    spec = copy.deepcopy(SPEC)
+    gen = spec["templates"][1]
+    c = gen.pop("container")
+    gen["volumes"].append({"name": "work", "emptyDir": {}})
+    first = {**c, "name": "first", "volumeMounts": [{"name": "work", "mountPath": "/w"}]}
+    last = {
+        **c,
+        "name": "main",
+        "dependencies": ["first"],
+        "volumeMounts": [{"name": "work", "mountPath": "/w", "readOnly": True}],
+    }
+    gen["containerSet"] = {"containers": [last, first]}
+    (task, tpl, args), _ = ordered_calls(spec)
+    steps = pod_steps(spec, tpl, task, args, ctx())
+    assert [s.container for s in steps] == ["first", "main"]
+    assert steps[0].pod_volumes == steps[1].pod_volumes == ("rehearsal-wf-123-a-work",)
+    retry = pod_steps(spec, tpl, task, args, ctx(), attempt=1)
+    assert retry[0].pod_volumes == ("rehearsal-wf-123-a-retry1-work",)  # a new pod
+    with pytest.raises(TranslationError, match="a pod of 2 containers"):
+        docker_step(spec, tpl, task, args, ctx())
+    last["dependencies"] = ["frist"]
+    with pytest.raises(TranslationError, match="never resolve"):
+        pod_steps(spec, tpl, task, args, ctx())

@@ -13,8 +13,15 @@ from typing import Any
 import pytest
 from event_pipeline.pgserver import LocalPostgres
 
-from .argo_to_docker import render
-from .rehearse import RehearsalFailed, Result, cleanup, independent_totals, rehearse
+from .argo_to_docker import Step, render
+from .rehearse import (
+    RehearsalFailed,
+    Result,
+    cleanup_result,
+    independent_totals,
+    rehearse,
+    volume_path,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -58,6 +65,7 @@ def _run(
     secret: dict[str, dict[str, str]],
     pg: LocalPostgres,
     base_image: str,
+    **options: Any,
 ) -> Result:
     return rehearse(
         docs,
@@ -67,7 +75,26 @@ def _run(
         secrets=secret,
         pg_port=pg.port,
         helper_image=base_image,
+        **options,
     )
+
+
+def _loaded(
+    pg: LocalPostgres, secret: dict[str, dict[str, str]]
+) -> tuple[dict[str, int], list[Any]]:
+    """user_totals and the batches table of the rehearsal's database."""
+    import psycopg2
+
+    creds = secret["postgres-credentials"]
+    conn = psycopg2.connect(pg.dsn(creds["PGDATABASE"]))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT user_id, total_session_duration FROM user_totals")
+            totals = {u: int(t) for u, t in cur.fetchall()}
+            cur.execute("SELECT batch_id, valid_events, rejected_count FROM batches")
+            return totals, cur.fetchall()
+    finally:
+        conn.close()
 
 
 @pytest.mark.parametrize("overlay", ["minikube", "no-gvisor"])
@@ -79,8 +106,6 @@ def test_rendered_pipeline_loads_exact_totals(
     pg_server: LocalPostgres,
     base_image: str,
 ) -> None:
-    import psycopg2
-
     rendered = render(REPO / "overlays" / overlay)
     result = _run(rendered, docker_engine, pipeline_images, pipeline_secret, pg_server, base_image)
     try:
@@ -99,20 +124,86 @@ def test_rendered_pipeline_loads_exact_totals(
         gen_user = _template(rendered, "generate")["container"]["securityContext"]["runAsUser"]
         assert events_file.stat().st_uid == gen_user
 
-        creds = pipeline_secret["postgres-credentials"]
-        conn = psycopg2.connect(pg_server.dsn(creds["PGDATABASE"]))
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT user_id, total_session_duration FROM user_totals")
-                loaded = {u: int(t) for u, t in cur.fetchall()}
-                cur.execute("SELECT * FROM batches")
-                batches = [" ".join(map(str, row)) for row in cur.fetchall()]
-        finally:
-            conn.close()
+        loaded, batches = _loaded(pg_server, pipeline_secret)
         assert loaded == expected
-        assert len(batches) == 1 and result.workflow_name in batches[0]
+        assert [b[0] for b in batches] == [result.workflow_name]
     finally:
-        cleanup(result.volume, docker_engine)
+        cleanup_result(result, docker_engine)
+
+
+def _mounted_file(step: Step, engine: dict[str, str]) -> Path:
+    """The host path of the file STEP reads with --input, on the Docker volume mounted
+    there (the claim, or the pod's own emptyDir)."""
+    path = step.argv[step.argv.index("--input") + 1]
+    for i, a in enumerate(step.argv):
+        if a == "--mount" and step.argv[i + 1].startswith("type=volume,"):
+            opts = dict(kv.split("=", 1) for kv in step.argv[i + 1].split(",") if "=" in kv)
+            dst = opts["dst"].rstrip("/")
+            if path.startswith(dst + "/"):
+                return volume_path(opts["src"], engine) / path[len(dst) + 1 :]
+    raise AssertionError(f"{path} is not on a volume of {step.task}")
+
+
+def test_rendered_pipeline_four_shards_loads_exact_totals(
+    docker_engine: dict[str, str],
+    pipeline_images: dict[str, str],
+    pipeline_secret: dict[str, dict[str, str]],
+    pg_server: LocalPostgres,
+    base_image: str,
+) -> None:
+    """overlays/minikube with `shards: 4`: four containerSet shard pods in gVisor at once
+    (generate, then stage from the pod's own emptyDir), then one commit. Shard 2 and the
+    commit each run a second time as new pods, as Argo retries them after a failure that
+    came once their work was done: user_totals still equals an independent computation
+    over the four shard files, and the batch is there once."""
+    rendered = render(OVERLAY)
+    retried = ["shard(2:2)", "commit"]
+    result = _run(
+        rendered,
+        docker_engine,
+        pipeline_images,
+        pipeline_secret,
+        pg_server,
+        base_image,
+        parameters={"shards": "4"},
+        repeat=retried,
+    )
+    try:
+        assert {s.runtime for s in result.steps} == {"runsc-hostnet"}
+        pods: dict[str, list[Step]] = {}
+        for s in result.steps:
+            pods.setdefault(s.pod, []).append(s)
+        shard_pods = [p for p in pods.values() if p[0].template == "shard"]
+        assert len(shard_pods) == 5  # four shards, shard 2 twice
+        assert all([s.container for s in p] == ["generate", "main"] for p in shard_pods)
+        assert [s.task for s in result.steps if s.template == "commit"] == ["commit", "commit"]
+        first = [p for p in shard_pods if not p[0].pod.endswith("-retry1")]
+        (again,) = [p for p in shard_pods if p[0].pod.endswith("-retry1")]
+        files = {p[0].task.split(".")[0]: _mounted_file(p[1], docker_engine) for p in first}
+        assert sorted(files) == [f"shard({i}:{i})" for i in range(4)]
+        # The retried shard pod regenerated the same shard on its own new emptyDir.
+        assert again[0].task == "shard(2:2).generate"
+        retry = _mounted_file(again[1], docker_engine)
+        assert retry != files["shard(2:2)"]
+        assert retry.read_bytes() == files["shard(2:2)"].read_bytes()
+
+        expected: dict[str, int] = {}
+        count = 0
+        for f in files.values():
+            n, totals = independent_totals(f)
+            assert n > 0, f"{f} is empty"
+            count += n
+            for user, total in totals.items():
+                expected[user] = expected.get(user, 0) + total
+        wf = next(d for d in rendered if d.get("kind") == "WorkflowTemplate")
+        params = {p["name"]: p.get("value") for p in wf["spec"]["arguments"]["parameters"]}
+        assert count == int(params["count"])  # the shards together hold the whole batch
+
+        loaded, batches = _loaded(pg_server, pipeline_secret)
+        assert loaded == expected
+        assert batches == [(result.workflow_name, count, 0)]
+    finally:
+        cleanup_result(result, docker_engine)
 
 
 def _small(docs: Docs) -> Docs:
@@ -126,12 +217,15 @@ def _small(docs: Docs) -> Docs:
     return docs
 
 
-def _container(docs: Docs, template: str) -> dict[str, Any]:
+def _container(docs: Docs, template: str, name: str = "main") -> dict[str, Any]:
+    """A container of TEMPLATE: its container, or the one named NAME of its containerSet."""
     for d in docs:
         if d.get("kind") == "WorkflowTemplate" and d["metadata"]["name"] == TEMPLATE:
             for t in d["spec"]["templates"]:
-                if t["name"] == template:
+                if t["name"] == template and "container" in t:
                     return t["container"]  # type: ignore[no-any-return]
+                if t["name"] == template:
+                    return next(c for c in t["containerSet"]["containers"] if c["name"] == name)
     raise AssertionError(template)
 
 
@@ -140,8 +234,8 @@ def output_on_read_only_root(docs: Docs) -> None:
     args[args.index("--output") + 1] = "/events.jsonl"
 
 
-def credentials_dropped(docs: Docs) -> None:
-    c = _container(docs, "aggregate")
+def credentials_dropped(docs: Docs, template: str = "aggregate") -> None:
+    c = _container(docs, template)
     c.pop("envFrom", None)
     c["env"] = [
         e for e in c.get("env", []) if e["name"] not in {"PGUSER", "PGPASSWORD", "PGDATABASE"}
@@ -158,19 +252,33 @@ def runs_as_root(docs: Docs) -> None:
     _container(docs, "generate")["securityContext"]["runAsUser"] = 0
 
 
+def shard_file_mounted_elsewhere(docs: Docs) -> None:
+    """The stage container mounts the pod's shard emptyDir where it does not read."""
+    for m in _container(docs, "shard", "main")["volumeMounts"]:
+        if m["mountPath"] == "/shard":
+            m["mountPath"] = "/input"
+
+
+def commit_credentials_dropped(docs: Docs) -> None:
+    credentials_dropped(docs, "commit")
+
+
 @pytest.mark.parametrize(
-    ("breakage", "failing_step"),
+    ("breakage", "shards", "failing_step"),
     [
-        (output_on_read_only_root, "generate"),
-        (credentials_dropped, "aggregate"),
-        (claim_mounted_elsewhere, "aggregate"),
-        (runs_as_root, "translate"),
+        (output_on_read_only_root, "1", "generate"),
+        (credentials_dropped, "1", "aggregate"),
+        (claim_mounted_elsewhere, "1", "aggregate"),
+        (runs_as_root, "1", "translate"),
+        (shard_file_mounted_elsewhere, "4", "shard(0:0).main"),
+        (commit_credentials_dropped, "4", "commit"),
     ],
     ids=lambda v: getattr(v, "__name__", str(v)),
 )
 def test_broken_manifest_fails_the_rehearsal(
     rendered: Docs,
     breakage: Callable[[Docs], None],
+    shards: str,
     failing_step: str,
     docker_engine: dict[str, str],
     pipeline_images: dict[str, str],
@@ -181,8 +289,16 @@ def test_broken_manifest_fails_the_rehearsal(
     docs = _small(rendered)
     breakage(docs)
     with pytest.raises(RehearsalFailed) as info:
-        result = _run(docs, docker_engine, pipeline_images, pipeline_secret, pg_server, base_image)
-        cleanup(result.volume, docker_engine)
+        result = _run(
+            docs,
+            docker_engine,
+            pipeline_images,
+            pipeline_secret,
+            pg_server,
+            base_image,
+            parameters={"shards": shards},
+        )
+        cleanup_result(result, docker_engine)
     assert info.value.step == failing_step, str(info.value)
 
 
@@ -198,5 +314,5 @@ def test_small_unbroken_copy_passes(
     result = _run(
         _small(rendered), docker_engine, pipeline_images, pipeline_secret, pg_server, base_image
     )
-    cleanup(result.volume, docker_engine)
+    cleanup_result(result, docker_engine)
     assert [s.template for s in result.steps] == ["generate", "aggregate"]
