@@ -32,7 +32,7 @@ import psycopg2.extensions  # type: ignore[import-untyped]
 from event_pipeline.digest import shards_digest
 from event_pipeline.model import copy_text
 
-# pg_advisory_xact_lock key for schema creation: concurrent CREATE ... IF NOT EXISTS can still
+# pg_advisory_lock key for schema creation: concurrent CREATE ... IF NOT EXISTS can still
 # fail with a unique violation in the catalogs, so creators take turns.
 SCHEMA_LOCK_KEY = 0x45_56_45_4E_54_53  # "EVENTS"
 # pg_advisory_xact_lock(BATCH_LOCK_CLASS, hashtext(batch_id)): stages shared, commit exclusive.
@@ -238,22 +238,37 @@ def connect(
             return conn
 
 
+def _schema_present(cur: Any) -> bool:
+    cur.execute("SELECT " + ", ".join(f"to_regclass('{name}')" for name in SCHEMA_OBJECTS))
+    row = cur.fetchone()
+    cur.execute(COLUMNS_SQL, (list(NEW_BATCH_COLUMNS),))
+    columns = cur.fetchone()
+    return row is not None and all(row) and columns == (len(NEW_BATCH_COLUMNS),)
+
+
 def ensure_schema(conn: psycopg2.extensions.connection) -> None:
-    """Create tables and the view if missing; safe when many loaders start at once."""
+    """Create tables and the view if missing; safe when many loaders start at once.
+
+    Creators take turns under a session advisory lock, and each checks again in a transaction
+    begun after it got the lock (one begun before would still see its own stale catalog
+    cache): DDL on a schema another loader just made would take table locks (ALTER TABLE:
+    exclusive) that deadlock with that loader's own load."""
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT " + ", ".join(f"to_regclass('{name}')" for name in SCHEMA_OBJECTS))
-        row = cur.fetchone()
-        cur.execute(COLUMNS_SQL, (list(NEW_BATCH_COLUMNS),))
-        columns = cur.fetchone()
-        if row is not None and all(row) and columns == (len(NEW_BATCH_COLUMNS),):
+        if _schema_present(cur):
             return  # the usual case: no lock, no DDL
-    with conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
-        cur.execute(SCHEMA_SQL)
-        cur.execute("SELECT to_regclass('user_totals')")
-        row = cur.fetchone()
-        if row is None or row[0] is None:
-            cur.execute(VIEW_SQL)
+        cur.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))  # beyond this transaction
+    try:
+        with conn, conn.cursor() as cur:
+            if _schema_present(cur):
+                return  # made by a concurrent loader meanwhile
+            cur.execute(SCHEMA_SQL)
+            cur.execute("SELECT to_regclass('user_totals')")
+            row = cur.fetchone()
+            if row is None or row[0] is None:
+                cur.execute(VIEW_SQL)
+    finally:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
 
 
 def batch_exists(conn: psycopg2.extensions.connection, batch_id: str) -> bool:
