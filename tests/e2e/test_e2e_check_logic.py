@@ -8,8 +8,9 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
+from typing import Any
 
-from e2elib import argocd, independent, workflows
+from e2elib import argocd, fallback, independent, workflows
 from needs import local_postgres
 
 BIN = Path(sys.executable).parent
@@ -80,3 +81,19 @@ def test_independent_totals_agree_with_the_aggregator(tmp_path: Path) -> None:
         out = pg.psql("SELECT user_id || ' ' || total_session_duration FROM user_totals")
     stored = {line.split()[0]: int(line.split()[1]) for line in out.splitlines() if line.strip()}
     assert stored == dict(expected)
+
+
+def test_fallback_orders_by_wave_then_argo_cd_kind_order() -> None:
+    def obj(kind: str, name: str, wave: str | None = None) -> dict[str, Any]:
+        ann = {"argocd.argoproj.io/sync-wave": wave} if wave is not None else {}
+        return {"kind": kind, "metadata": {"name": name, "annotations": ann}}
+
+    objs = [obj("StatefulSet", "pg"), obj("Service", "pg"), obj("Namespace", "ns", "-2"),
+            obj("CronWorkflow", "cron", "3"), obj("NetworkPolicy", "np", "-1"),
+            obj("Secret", "s", "1")]  # fmt: skip
+    order = [o["metadata"]["name"] for o in sorted(objs, key=fallback.order_key)]
+    assert order == ["ns", "np", "pg", "pg", "s", "cron"]
+    assert [o["kind"] for o in sorted(objs, key=fallback.order_key)][2:4] == [
+        "Service",
+        "StatefulSet",
+    ]
