@@ -146,6 +146,19 @@ e2e_wait() {
   done
 }
 
+# Compare the host with start's snapshot (host-state --compare ... [--running]). A difference
+# fails in CI (CI=true: nothing else runs there); on a shared machine another program (e.g. a
+# Docker engine starting containers) may change the host meanwhile, so it is a loud warning.
+# Usage: e2e_host_unchanged --running|--stopped
+e2e_host_unchanged() {
+  [[ -r $E2E_HOST_BEFORE ]] || return 0
+  local running=()
+  [[ $1 == --running ]] && running=(--running)
+  "$E2E_DIR/host-state" --compare "$E2E_HOST_BEFORE" "${running[@]}" && return 0
+  [[ ${CI:-} == true ]] && return 1
+  e2e_log "WARNING: the host differs from the snapshot (above); not failing outside CI (CI=true fails)"
+}
+
 # The tail of every component's log, for a failure.
 e2e_dump_logs() {
   local lines="${1:-40}" f
