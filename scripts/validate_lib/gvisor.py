@@ -4,7 +4,8 @@ Argo runs every step as init + wait + main containers that share one emptyDir, v
 init copies argoexec there, main runs it and leaves its exit code and stdout there, wait reads
 them. runsc's `overlay2=all:*` (asked per pod by the annotation dev.gvisor.flag.overlay2) puts a
 private overlay over every container's bind mounts, so each container sees its own
-/var/run/argo and the step cannot start (runsc/container/container.go, initGoferConfs). A pod
+/var/run/argo and the step cannot start (seen on the e2e cluster: main does not find what init
+copied; runsc/container/container.go, initGoferConfs). A pod
 mount hint makes that one volume a tmpfs inside the sandbox, shared by the pod's containers
 (dev.gvisor.spec.mount.var-run-argo.share=pod, .type=tmpfs; gVisor's shim fills in the source).
 """
