@@ -73,7 +73,8 @@ ANYWHERE = ("0.0.0.0/0", "::/0")
 def _check_open_egress(r: Resource, rule: Obj, path: str, report: Report) -> None:
     """An egress rule without peers (or to 0.0.0.0/0 with no exception) allows every address:
     any pod, any Service and the internet on its ports (the workflow pods' "API server" rule was
-    one; make e2e connects to a Service on 443 that is not the API server)."""
+    one: on the e2e cluster it let a workflow pod reach a Service on 443 that is not the API
+    server)."""
     peers = [as_dict(p) for p in as_list(rule.get("to"))]
     open_peer = not peers or any(
         str(as_dict(p.get("ipBlock")).get("cidr")) in ANYWHERE
