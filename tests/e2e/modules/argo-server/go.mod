@@ -1,12 +1,15 @@
-// Wrapper module: builds Argo Workflows' CLI/server `argo` (argo-server). Its web UI (ui/dist/app,
-// embedded by go:embed) is not in the module zip, so tests/e2e/build copies the v4.0.5 module into ./src
-// with a placeholder page there; the API server is unchanged. v4.0.5: see modules/argo-workflows.
+// Wrapper module: builds Argo Workflows' `argo` (CLI, argo-server) and `argoexec` from a copy of the
+// v4.0.5 module (./src, made by tests/e2e/build), because the module zip lacks two files: the web UI
+// ui/dist/app (embedded by go:embed; a placeholder page goes there, the API is unchanged) and
+// workflow/executor/osspecific/signal_linux.go (a symlink upstream; zips drop symlinks; it is made
+// again). v4.0.5: see modules/argo-workflows.
 module esp.local/e2e/argo-server
 
 go 1.26.0
 
 tool (
 	github.com/argoproj/argo-workflows/v4/cmd/argo
+	github.com/argoproj/argo-workflows/v4/cmd/argoexec
 )
 
 require (

@@ -5,7 +5,6 @@ module esp.local/e2e/argo-workflows
 go 1.26.0
 
 tool (
-	github.com/argoproj/argo-workflows/v4/cmd/argoexec
 	github.com/argoproj/argo-workflows/v4/cmd/workflow-controller
 )
 
