@@ -94,12 +94,17 @@ def healthy(obj: dict[str, Any]) -> bool:
 
 
 def apply(objs: list[dict[str, Any]], default_ns: str) -> None:
+    """Server-side apply; an object without a namespace goes to the destination namespace (as
+    Argo CD does), one with its own namespace stays there (kubectl refuses a mismatched -n)."""
+    by_ns: dict[str, list[dict[str, Any]]] = {}
     for o in objs:
-        o.setdefault("metadata", {})
-    doc = {"apiVersion": "v1", "kind": "List", "items": objs}
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager",
-                 "argocd-controller", "-n", default_ns, "-f", "-", stdin=json.dumps(doc),
-                 timeout=300)  # fmt: skip
+        ns = str((o.setdefault("metadata", {})).get("namespace") or default_ns)
+        by_ns.setdefault(ns, []).append(o)
+    for ns, items in by_ns.items():
+        doc = {"apiVersion": "v1", "kind": "List", "items": items}
+        kube.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager",
+                     "argocd-controller", "-n", ns, "-f", "-", stdin=json.dumps(doc),
+                     timeout=300)  # fmt: skip
 
 
 def run_hook(obj: dict[str, Any], ns: str) -> dict[str, Any]:
