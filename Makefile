@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Empty: `make up` uses the overlay apps/event-pipeline.yaml points at.
 OVERLAY ?=
 
-.PHONY: help prereqs venv lint validate test test-fast rehearsal local bench isolation-demo report up down dry-run overlay e2e e2e-down e2e-breaks
+.PHONY: help prereqs venv lint validate test test-fast rehearsal local bench isolation-demo report up down dry-run overlay e2e e2e-cluster e2e-down e2e-breaks
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -69,6 +69,11 @@ overlay: ## Point the pipeline Application at OVERLAY (commit and push to deploy
 
 e2e: venv ## Real single-node cluster built from source: build, start, deploy via Argo CD, check, stop (E2E_KEEP=1 keeps it)
 	tests/e2e/run
+
+e2e-cluster: ## Real cluster only (what CI runs): build, start, cluster-check (runc, gVisor, DNS, PVC, NetworkPolicy, host untouched), stop
+	tests/e2e/build
+	tests/e2e/start
+	tests/e2e/cluster-check; s=$$?; tests/e2e/stop || s=1; exit $$s
 
 e2e-down: ## Stop a cluster kept by E2E_KEEP=1
 	tests/e2e/stop
