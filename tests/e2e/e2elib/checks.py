@@ -449,12 +449,22 @@ def check_switch(s: Session) -> report.Row:
                       f"WorkflowTemplate podSpecPatch {patch!r}")  # fmt: skip
 
 
+def _submitted_size(batch: str, count: int, users: int) -> tuple[int, int]:
+    """count/users a batch's Workflow was submitted with (an earlier check session's run, e.g.
+    at 1M events); the WorkflowTemplate's defaults when it passed none or is gone."""
+    wf = json.loads(kube.kubectl("-n", PIPELINE_NS, "get", "workflow", batch, "-o", "json",
+                                 "--ignore-not-found", check=False) or "{}")  # fmt: skip
+    params = {p["name"]: p.get("value") for p in
+              ((wf.get("spec") or {}).get("arguments") or {}).get("parameters") or []}  # fmt: skip
+    return int(params.get("count") or count), int(params.get("users") or users)
+
+
 def check_user_totals(s: Session) -> report.Row:
     batches = [r[0] for r in kube.psql("SELECT batch_id FROM batches ORDER BY batch_id")]
     count, users = s.defaults()
     expected: Counter[str] = Counter()
     for b in batches:
-        c, u = s.batches.get(b, (count, users))
+        c, u = s.batches.get(b) or _submitted_size(b, count, users)
         expected.update(independent.totals(b, c, u))
     stored = Counter({r[0]: int(r[1]) for r in kube.psql(
         "SELECT user_id, total_session_duration FROM user_totals")})  # fmt: skip
