@@ -440,22 +440,36 @@ def load_batch(
             if _same(row[:-1], summary):
                 return Result(Outcome.ALREADY, f"already loaded{by} with the same content")
             return Result(Outcome.CONFLICT, f"already loaded{by} from {_recorded(row[:-1])}")
-        bid = copy_text(batch_id)
-        _copy(
+        _copy_load(
             cur,
             "batch_user_totals (batch_id, user_id, total_session_duration, event_count)",
-            (
-                f"{bid}\t{copy_text(user)}\t{total}\t{count}\n"
-                for user, (total, count) in totals.items()
-            ),
-        )
-        _copy(
-            cur,
             "rejected_lines (batch_id, line_number, reason, excerpt)",
-            (f"{bid}\t{row}" for row in rejected_rows),
+            copy_text(batch_id),
+            totals,
+            rejected_rows,
         )
         _test_pause()
     return Result(Outcome.DONE)
+
+
+def _copy_load(
+    cur: Any,
+    totals_table: str,
+    rejected_table: str,
+    key: str,
+    totals: dict[str, list[int]],
+    rejected_rows: Iterable[str],
+) -> None:
+    """COPY one load's per-user totals and rejected lines; ``key`` holds the leading columns."""
+    _copy(
+        cur,
+        totals_table,
+        (
+            f"{key}\t{copy_text(user)}\t{total}\t{count}\n"
+            for user, (total, count) in totals.items()
+        ),
+    )
+    _copy(cur, rejected_table, (f"{key}\t{row}" for row in rejected_rows))
 
 
 def stage_shard(
@@ -524,19 +538,13 @@ def stage_shard(
             if row[-1] == shards and _same(row[:-1], summary):
                 return Result(Outcome.ALREADY, f"already {state}{by} with the same content")
             return Result(Outcome.CONFLICT, f"already {state}{by} from {_recorded(row[:-1])}")
-        bid = f"{copy_text(batch_id)}\t{shard}"
-        _copy(
+        _copy_load(
             cur,
             "staged_user_totals (batch_id, shard, user_id, total_session_duration, event_count)",
-            (
-                f"{bid}\t{copy_text(user)}\t{total}\t{count}\n"
-                for user, (total, count) in totals.items()
-            ),
-        )
-        _copy(
-            cur,
             "staged_rejected_lines (batch_id, shard, line_number, reason, excerpt)",
-            (f"{bid}\t{row}" for row in rejected_rows),
+            f"{copy_text(batch_id)}\t{shard}",
+            totals,
+            rejected_rows,
         )
         _test_pause()
     return Result(Outcome.DONE)
