@@ -1,5 +1,7 @@
 """The block fast path (event_pipeline.blocks) accepts exactly what validate_line accepts.
 
+It is the pure-Python scanner's fast path, taken where the C extension is not built.
+
 Each test compares the scanner with an independent line-by-line reference built on
 ``model.validate_line``: same line count, same totals, same rejected lines and reasons, on
 blocks the fast path takes and on blocks it must hand to the line-by-line path.
@@ -18,6 +20,13 @@ import pytest
 from event_pipeline import aggregate, blocks
 from event_pipeline.generate import main as generate_main
 from event_pipeline.model import MAX_LINE_BYTES, Rejected, validate_line
+
+
+@pytest.fixture(autouse=True)
+def pure_python_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """blocks.py is the scanner's path without the C extension (test_fastscan.py tests the
+    extension's): force it, so these tests test it wherever the extension is built."""
+    monkeypatch.setattr(aggregate, "_fastscan", None)
 
 
 def event(**changes: object) -> dict[str, object]:
