@@ -21,7 +21,7 @@
  * - sessionDuration: 0, or 1-10 digits without a leading zero, <= MAX_SESSION_DURATION.
  *
  * Totals are kept in an open-addressing hash table keyed by the user id's bytes; to_dict()
- * builds the Python {userId: [sum, count]} once at the end.
+ * builds the Python {userId: [sum, count]} once at the end, in first-seen order.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -35,21 +35,24 @@
 #define FNV_PRIME 1099511628211ULL
 #define INITIAL_SLOTS 1024
 
+/* A user's totals, in the arena, 8-byte aligned, its id right after it. */
 typedef struct {
-    uint64_t hash;
-    size_t key; /* offset of the id in the arena */
-    uint32_t len; /* 0: empty slot (ids are never empty) */
     int64_t sum;
     int64_t count;
-} Slot;
+    uint32_t len;
+    char key[];
+} Entry;
 
+/* The table: each slot is 0 (empty) or (hash's high 32 bits << 32 | 1 + entry's offset in the
+ * arena in 8-byte units). Slots are 8 bytes so that the table of 10,000 users (16,384 slots)
+ * stays in a core's L2 cache; the entry is looked at only when the hash bits match. */
 typedef struct {
     PyObject_HEAD
-    Slot *slots;
+    uint64_t *slots;
     size_t mask; /* slots - 1, a power of two minus one */
     size_t used;
     char *arena;
-    size_t arena_len;
+    size_t arena_len; /* a multiple of 8 */
     size_t arena_cap;
 } Totals;
 
@@ -126,29 +129,50 @@ timestamp_end(const unsigned char *p, const unsigned char *end)
     return p < end && *p == '"' ? p : NULL;
 }
 
-/* An id from p up to its closing quote: that quote's position, or NULL if it is not printable
- * ASCII without a backslash, 1 to MAX_ID_CHARS long and not all spaces. Hashes it (FNV-1a). */
+/* ID_BYTE[c]: c may be in an id: printable ASCII (0x20-0x7e) except '"' and '\\'. */
+static unsigned char ID_BYTE[256];
+
+static void
+init_id_bytes(void)
+{
+    for (int c = 0x20; c <= 0x7e; c++) {
+        ID_BYTE[c] = c != '"' && c != '\\';
+    }
+}
+
+/* An id from p up to its closing quote: that quote's position, or NULL if it is not 1 to
+ * MAX_ID_CHARS bytes of ID_BYTE or is all spaces. */
 static const unsigned char *
-id_end(const unsigned char *p, const unsigned char *end, uint64_t *hash)
+id_end(const unsigned char *p, const unsigned char *end)
 {
     const unsigned char *start = p;
     const unsigned char *limit = end - p > MAX_ID_CHARS ? p + MAX_ID_CHARS : end;
-    uint64_t h = FNV_OFFSET;
-    int blank = 1;
-    while (p < limit && *p != '"') {
-        unsigned char c = *p;
-        if (c < 0x20 || c > 0x7e || c == '\\') {
-            return NULL;
-        }
-        blank &= c == ' ';
-        h = (h ^ c) * FNV_PRIME;
+    while (p < limit && ID_BYTE[*p]) {
         p++;
     }
-    if (p == end || *p != '"' || p == start || blank) {
+    if (p == end || *p != '"' || p == start) {
         return NULL;
     }
-    *hash = h;
+    if (*start == ' ') { /* blank unless some byte is not a space */
+        const unsigned char *q = start;
+        while (q < p && *q == ' ') {
+            q++;
+        }
+        if (q == p) {
+            return NULL;
+        }
+    }
     return p;
+}
+
+static uint64_t
+hash_id(const char *p, size_t n)
+{
+    uint64_t h = FNV_OFFSET;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ (unsigned char)p[i]) * FNV_PRIME;
+    }
+    return h;
 }
 
 static int
@@ -163,38 +187,39 @@ expect(const unsigned char **p, const unsigned char *end, const char *text, size
 
 #define EXPECT(p, end, text) expect(&(p), (end), (text), sizeof(text) - 1)
 
-/* 1 and *ev filled if [line, line + n) is a canonical valid event, else 0. */
-static int
-accept_line(const char *line, Py_ssize_t n, Event *ev)
+/* A canonical valid event at the start of [line, end): *ev filled and the position after its
+ * closing '}' returned (the caller checks that the line ends there), or NULL. It never reads
+ * past a newline: none of the accepted characters is one. */
+static const char *
+accept_event(const char *line, const char *line_limit, Event *ev)
 {
     const unsigned char *p = (const unsigned char *)line;
-    const unsigned char *end = p + n;
+    const unsigned char *end = (const unsigned char *)line_limit;
     const unsigned char *stop;
-    uint64_t ignored;
     int64_t duration;
     if (!EXPECT(p, end, "{\"timestamp\":\"") || (stop = timestamp_end(p, end)) == NULL) {
-        return 0;
+        return NULL;
     }
     p = stop;
     if (!EXPECT(p, end, "\",\"userId\":\"")) {
-        return 0;
+        return NULL;
     }
     ev->user = (const char *)p;
-    if ((stop = id_end(p, end, &ev->hash)) == NULL) {
-        return 0;
+    if ((stop = id_end(p, end)) == NULL) {
+        return NULL;
     }
     ev->user_len = (uint32_t)(stop - p);
     p = stop;
-    if (!EXPECT(p, end, "\",\"eventType\":\"") || (stop = id_end(p, end, &ignored)) == NULL) {
-        return 0;
+    if (!EXPECT(p, end, "\",\"eventType\":\"") || (stop = id_end(p, end)) == NULL) {
+        return NULL;
     }
     p = stop;
-    if (!EXPECT(p, end, "\",\"productId\":\"") || (stop = id_end(p, end, &ignored)) == NULL) {
-        return 0;
+    if (!EXPECT(p, end, "\",\"productId\":\"") || (stop = id_end(p, end)) == NULL) {
+        return NULL;
     }
     p = stop;
     if (!EXPECT(p, end, "\",\"sessionDuration\":") || p == end) {
-        return 0;
+        return NULL;
     }
     if (*p == '0') {
         duration = 0;
@@ -208,35 +233,40 @@ accept_line(const char *line, Py_ssize_t n, Event *ev)
             p++;
         }
         if (p == digits || duration > MAX_SESSION_DURATION) {
-            return 0;
+            return NULL;
         }
     }
-    if (end - p != 1 || *p != '}') {
-        return 0;
+    if (p == end || *p != '}') {
+        return NULL;
     }
     ev->duration = duration;
-    return 1;
+    ev->hash = hash_id(ev->user, ev->user_len);
+    return (const char *)p + 1;
 }
+
+#define SLOT_TAG(slot) ((uint32_t)((slot) >> 32))
+#define SLOT_ENTRY(self, slot) ((Entry *)((self)->arena + (((slot) & 0xffffffffu) - 1) * 8))
 
 static int
 grow_table(Totals *self)
 {
     size_t size = (self->mask + 1) * 2;
-    Slot *slots = PyMem_Calloc(size, sizeof(Slot));
+    uint64_t *slots = PyMem_Calloc(size, sizeof(uint64_t));
     if (slots == NULL) {
         PyErr_NoMemory();
         return -1;
     }
     for (size_t i = 0; i <= self->mask; i++) {
-        Slot *old = &self->slots[i];
-        if (old->len == 0) {
+        uint64_t slot = self->slots[i];
+        if (slot == 0) {
             continue;
         }
-        size_t j = old->hash & (size - 1);
-        while (slots[j].len != 0) {
+        Entry *entry = SLOT_ENTRY(self, slot);
+        size_t j = hash_id(entry->key, entry->len) & (size - 1);
+        while (slots[j] != 0) {
             j = (j + 1) & (size - 1);
         }
-        slots[j] = *old;
+        slots[j] = slot;
     }
     PyMem_Free(self->slots);
     self->slots = slots;
@@ -248,25 +278,32 @@ grow_table(Totals *self)
 static int
 add_event(Totals *self, const Event *ev)
 {
+    uint32_t tag = (uint32_t)(ev->hash >> 32);
     size_t i = ev->hash & self->mask;
     for (;;) {
-        Slot *slot = &self->slots[i];
-        if (slot->len == 0) {
+        uint64_t slot = self->slots[i];
+        if (slot == 0) {
             break;
         }
-        if (slot->hash == ev->hash && slot->len == ev->user_len
-            && memcmp(self->arena + slot->key, ev->user, ev->user_len) == 0) {
-            if (slot->sum > INT64_MAX - ev->duration || slot->count == INT64_MAX) {
-                return 0; /* the Python path adds it, with Python's integers */
+        if (SLOT_TAG(slot) == tag) {
+            Entry *entry = SLOT_ENTRY(self, slot);
+            if (entry->len == ev->user_len && memcmp(entry->key, ev->user, ev->user_len) == 0) {
+                if (entry->sum > INT64_MAX - ev->duration || entry->count == INT64_MAX) {
+                    return 0; /* the Python path adds it, with Python's integers */
+                }
+                entry->sum += ev->duration;
+                entry->count += 1;
+                return 1;
             }
-            slot->sum += ev->duration;
-            slot->count += 1;
-            return 1;
         }
         i = (i + 1) & self->mask;
     }
-    if (self->arena_len + ev->user_len > self->arena_cap) {
-        size_t cap = self->arena_cap * 2 + ev->user_len;
+    size_t size = (sizeof(Entry) + ev->user_len + 7) & ~(size_t)7;
+    if ((self->arena_len + size) / 8 >= UINT32_MAX) {
+        return 0; /* 32 GiB of ids: the rest go to the Python path */
+    }
+    if (self->arena_len + size > self->arena_cap) {
+        size_t cap = self->arena_cap * 2 + size;
         char *arena = PyMem_Realloc(self->arena, cap);
         if (arena == NULL) {
             PyErr_NoMemory();
@@ -275,16 +312,15 @@ add_event(Totals *self, const Event *ev)
         self->arena = arena;
         self->arena_cap = cap;
     }
-    memcpy(self->arena + self->arena_len, ev->user, ev->user_len);
-    Slot *slot = &self->slots[i];
-    slot->hash = ev->hash;
-    slot->key = self->arena_len;
-    slot->len = ev->user_len;
-    slot->sum = ev->duration;
-    slot->count = 1;
-    self->arena_len += ev->user_len;
+    Entry *entry = (Entry *)(self->arena + self->arena_len);
+    entry->sum = ev->duration;
+    entry->count = 1;
+    entry->len = ev->user_len;
+    memcpy(entry->key, ev->user, ev->user_len);
+    self->slots[i] = (uint64_t)tag << 32 | (self->arena_len / 8 + 1);
+    self->arena_len += size;
     self->used += 1;
-    if (self->used * 2 > self->mask + 1 && grow_table(self) < 0) {
+    if (self->used * 10 > (self->mask + 1) * 7 && grow_table(self) < 0) {
         return -1;
     }
     return 1;
@@ -301,8 +337,8 @@ Totals_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (self == NULL) {
         return NULL;
     }
-    self->slots = PyMem_Calloc(INITIAL_SLOTS, sizeof(Slot));
-    self->arena_cap = 16 * INITIAL_SLOTS;
+    self->slots = PyMem_Calloc(INITIAL_SLOTS, sizeof(uint64_t));
+    self->arena_cap = 64 * INITIAL_SLOTS;
     self->arena = PyMem_Malloc(self->arena_cap);
     if (self->slots == NULL || self->arena == NULL) {
         Py_DECREF(self);
@@ -347,14 +383,17 @@ Totals_feed(Totals *self, PyObject *args)
     const char *p = view.buf;
     const char *stop = p + end;
     for (;; index++) {
-        const char *newline = memchr(p, '\n', (size_t)(stop - p));
-        const char *line_end = newline != NULL ? newline : stop;
+        const char *line_end = accept_event(p, stop, &ev);
         int added = 0;
-        if (accept_line(p, line_end - p, &ev)) {
+        if (line_end != NULL && (line_end == stop || *line_end == '\n')) {
             added = add_event(self, &ev);
             if (added < 0) {
                 goto error;
             }
+        }
+        else {
+            line_end = memchr(p, '\n', (size_t)(stop - p));
+            line_end = line_end != NULL ? line_end : stop;
         }
         if (!added) {
             PyObject *item = Py_BuildValue("(ny#)", index, p, (Py_ssize_t)(line_end - p));
@@ -364,10 +403,10 @@ Totals_feed(Totals *self, PyObject *args)
             }
             Py_DECREF(item);
         }
-        if (newline == NULL) {
+        if (line_end == stop) {
             break;
         }
-        p = newline + 1;
+        p = line_end + 1;
     }
     PyBuffer_Release(&view);
     return Py_BuildValue("(nN)", index + 1, others);
@@ -387,13 +426,11 @@ Totals_to_dict(Totals *self, PyObject *Py_UNUSED(ignored))
     if (result == NULL) {
         return NULL;
     }
-    for (size_t i = 0; i <= self->mask; i++) {
-        Slot *slot = &self->slots[i];
-        if (slot->len == 0) {
-            continue;
-        }
-        PyObject *key = PyUnicode_DecodeASCII(self->arena + slot->key, slot->len, NULL);
-        PyObject *value = Py_BuildValue("[LL]", (long long)slot->sum, (long long)slot->count);
+    for (size_t off = 0; off < self->arena_len;) {
+        Entry *entry = (Entry *)(self->arena + off);
+        off += (sizeof(Entry) + entry->len + 7) & ~(size_t)7;
+        PyObject *key = PyUnicode_DecodeASCII(entry->key, entry->len, NULL);
+        PyObject *value = Py_BuildValue("[LL]", (long long)entry->sum, (long long)entry->count);
         if (key == NULL || value == NULL || PyDict_SetItem(result, key, value) < 0) {
             Py_XDECREF(key);
             Py_XDECREF(value);
@@ -448,7 +485,8 @@ check_line(PyObject *Py_UNUSED(module), PyObject *arg)
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
-    if (accept_line(view.buf, view.len, &ev)) {
+    const char *line = view.buf;
+    if (accept_event(line, line + view.len, &ev) == line + view.len) {
         result = Py_BuildValue("(s#L)", ev.user, (Py_ssize_t)ev.user_len, (long long)ev.duration);
     }
     else {
@@ -474,6 +512,7 @@ static struct PyModuleDef fastscan_module = {
 PyMODINIT_FUNC
 PyInit__fastscan(void)
 {
+    init_id_bytes();
     if (PyType_Ready(&TotalsType) < 0) {
         return NULL;
     }

@@ -29,16 +29,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, BinaryIO
 
 from event_pipeline import cli
-from event_pipeline.blocks import KNOWN_IDS_MAX, total_block
 from event_pipeline.digest import content_digest
 from event_pipeline.model import (
-    DECODE_ERRORS,
     MAX_LINE_BYTES,
     UTF8_BOM,
     Rejected,
     available_cpus,
     copy_text,
-    decode_event,
     excerpt,
     good_id,
     validate_line,
@@ -47,7 +44,7 @@ from event_pipeline.model import (
 if TYPE_CHECKING:
     from event_pipeline import db
 
-try:  # the C fast path for canonical lines (_fastscan.c); without it, pure Python
+try:  # the C fast path for canonical lines (_fastscan.c); without it, pure Python (msgspec)
     from event_pipeline import _fastscan
 except ImportError:  # pragma: no cover - an install without a compiler
     _fastscan = None  # type: ignore[assignment]
@@ -72,6 +69,15 @@ EXIT_REJECTED = 4
 EXIT_DATABASE = 5  # retryable: the only code the workflow retries
 EXIT_CONFLICT = 6
 EXIT_MISSING = 7
+
+
+def total_block(
+    body: bytes, totals: dict[str, list[int]], known: set[str], max_line: int
+) -> int | None:
+    """The pure-Python path's block fast path (blocks.py, msgspec: imported on first use)."""
+    from event_pipeline import blocks
+
+    return blocks.total_block(body, totals, known, max_line)
 
 
 class InputError(Exception):
@@ -140,12 +146,14 @@ def _scan_range(
     result = RangeResult()
     rejects = _Rejects(spill_dir, index, result)
     totals = result.totals
-    decode = decode_event
-    decode_errors = DECODE_ERRORS
+    fast = None if _fastscan is None else _fastscan.Totals()
+    if fast is None:  # the pure-Python path's line by line
+        from event_pipeline.blocks import KNOWN_IDS_MAX
+        from event_pipeline.decoding import DECODE_ERRORS as decode_errors
+        from event_pipeline.decoding import decode_event as decode
     fromiso = datetime.fromisoformat
     max_line = MAX_LINE_BYTES
     known: set[str] = set()
-    fast = None if _fastscan is None else _fastscan.Totals()
 
     def known_id(value: str) -> bool:
         if not good_id(value):
@@ -205,18 +213,20 @@ def _scan_range(
             if carry:
                 block = carry + block
             cut = block.rfind(b"\n")
-            body, carry = (block[:cut], block[cut + 1 :]) if cut >= 0 else (b"", block)
+            carry = block[cut + 1 :]  # all of it if there is no newline
             if len(carry) > max_line:
                 skipping, skip_head, carry = len(carry), carry[:1024], b""
             if cut < 0:
                 continue
             if fast is not None:
-                # C takes the canonical valid lines; every other line goes to validate_line.
-                count, others = fast.feed(body)
-                for index, line in others:
-                    slow_path(lines + 1 + index, line)
+                # C takes the canonical valid lines of block[:cut]; every other line goes to
+                # validate_line (slow_path).
+                count, others = fast.feed(block, cut)
+                for at, line in others:
+                    slow_path(lines + 1 + at, line)
                 lines += count
                 continue
+            body = block[:cut]
             # Fast path: the whole block in one msgspec call (blocks.py), else line by line.
             done = total_block(body, totals, known, max_line)
             if done is not None:

@@ -35,7 +35,8 @@ from typing import Annotated, Final
 
 import msgspec
 
-from event_pipeline.model import DECODE_ERRORS, MAX_ID_CHARS, MAX_SESSION_DURATION, good_id
+from event_pipeline.decoding import DECODE_ERRORS
+from event_pipeline.model import MAX_ID_CHARS, MAX_SESSION_DURATION, good_id
 
 KNOWN_IDS_MAX: Final = 100_000
 
@@ -43,7 +44,7 @@ _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
 
 
 class BlockEvent(msgspec.Struct, gc=False):
-    """``model.Event`` with the timestamp parsed in C (see the module docstring)."""
+    """``decoding.Event`` with the timestamp parsed in C (see the module docstring)."""
 
     timestamp: datetime
     userId: _Id

@@ -6,10 +6,11 @@ An event is one JSON object per line (JSON Lines):
 
 ``validate_line`` is the single definition of a valid line: the generator's output must pass
 it (a test checks that) and the aggregator rejects whatever fails it, with a reason. A line is
-valid when msgspec decodes it into ``Event`` (types and ranges checked in C) and the few
-checks msgspec cannot express pass (``fast_checks``), or, failing that, when its untyped
-decoding passes ``validate_event`` (which also names the reason of a rejection). The
-aggregator inlines the first half as its fast path and calls ``validate_line`` for the rest.
+valid when msgspec decodes it into ``decoding.Event`` (types and ranges checked in C) and the
+few checks msgspec cannot express pass (``fast_checks``), or, failing that, when its untyped
+decoding passes ``validate_event`` (which also names the reason of a rejection). msgspec is
+imported on the first call (decoding.py): a run whose lines all take the aggregator's C fast
+path (_fastscan.c), and the generator, never pay for its import.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from __future__ import annotations
 import math
 import os
 from datetime import datetime
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import msgspec
+if TYPE_CHECKING:
+    from event_pipeline.decoding import Event
 
 FIELDS: Final = ("timestamp", "userId", "eventType", "productId", "sessionDuration")
 
@@ -135,23 +137,6 @@ def reject_reason_for_unparsable(line: bytes, error: BaseException) -> str:
     return f"invalid JSON: {str(error)[:160]}"
 
 
-class Event(msgspec.Struct, gc=False):
-    """The typed shape of an event; field names are the JSON keys, unknown keys are ignored."""
-
-    timestamp: str
-    userId: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
-    eventType: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
-    productId: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
-    # msgspec never takes a bool or a float for an int, and checks the range in C.
-    sessionDuration: Annotated[int, msgspec.Meta(ge=0, le=MAX_SESSION_DURATION)]
-
-
-decode_event = msgspec.json.Decoder(Event).decode
-# What a typed or untyped decode may raise on bad input (invalid UTF-8 inside a string is a
-# UnicodeDecodeError, a deeply nested value a RecursionError).
-DECODE_ERRORS: Final = (msgspec.DecodeError, ValueError, RecursionError)
-
-
 def good_id(value: object) -> bool:
     """The rules for ids msgspec cannot express: printable and not blank."""
     return type(value) is str and value.isprintable() and not value.isspace()
@@ -167,6 +152,8 @@ def fast_checks(event: Event) -> bool:
 
 def validate_line(line: bytes) -> tuple[str, int]:
     """Parse and validate one line (without its newline); raise ``Rejected`` with a reason."""
+    from event_pipeline.decoding import DECODE_ERRORS, decode_any, decode_event
+
     try:
         event = decode_event(line)
     except DECODE_ERRORS:
@@ -175,7 +162,7 @@ def validate_line(line: bytes) -> tuple[str, int]:
         if fast_checks(event):
             return event.userId, event.sessionDuration
     try:
-        parsed = msgspec.json.decode(line)
+        parsed = decode_any(line)
     except DECODE_ERRORS as exc:
         raise Rejected(reject_reason_for_unparsable(line, exc)) from None
     return validate_event(parsed)
