@@ -1,8 +1,8 @@
 """``aggregate-events``: validate a JSON Lines batch, total it per user, load it exactly once.
 
-The file is split into byte ranges at newlines and scanned by one process per core (the
-parent scans the first range itself); each keeps only per-user totals, so memory grows with
-users, not events. Rejected lines go to a small spill file per range, then into the batch's
+The file is split into byte ranges at newlines and scanned by one forked process per core,
+while the parent connects to the database; each keeps only per-user totals, so memory grows
+with users, not events. Rejected lines go to a small spill file per range, then into the batch's
 transaction. Standard input (``--input -``) is streamed by the parent alone. A batch can also
 be staged shard by shard (``--shard I/N``) and committed once (``--commit``). See db.py for the
 exactly-once design and digest.py for how a re-run is told from different data.
@@ -14,17 +14,15 @@ import argparse
 import gc
 import io
 import itertools
-import multiprocessing
-import multiprocessing.connection
+import marshal
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Iterator
-from contextlib import nullcontext
-from dataclasses import dataclass, field
+from contextlib import nullcontext, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -84,17 +82,30 @@ class InputError(Exception):
     """The input file cannot be read (missing, a directory, unreadable, vanished)."""
 
 
-@dataclass
 class RangeResult:
     """What scanning one byte range found; line numbers in the spill file are range-local."""
 
-    lines: int = 0
-    valid: int = 0
-    rejected: int = 0
-    duration_sum: int = 0
-    totals: dict[str, list[int]] = field(default_factory=dict)
-    spill: str | None = None
-    samples: list[tuple[int, str]] = field(default_factory=list)
+    FIELDS = ("lines", "valid", "rejected", "duration_sum", "totals", "spill", "samples")
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self.valid = 0
+        self.rejected = 0
+        self.duration_sum = 0
+        self.totals: dict[str, list[int]] = {}
+        self.spill: str | None = None
+        self.samples: list[tuple[int, str]] = []
+
+    def dumps(self) -> bytes:
+        """For the pipe from a scanner process: marshal, built in (no pickle import)."""
+        return marshal.dumps(tuple(getattr(self, name) for name in self.FIELDS))
+
+    @classmethod
+    def loads(cls, data: bytes) -> RangeResult:
+        result = cls()
+        for name, value in zip(cls.FIELDS, marshal.loads(data), strict=True):  # noqa: S302 - our child's
+            setattr(result, name, value)
+        return result
 
 
 class _Rejects:
@@ -310,36 +321,89 @@ def split_ranges(path: str, size: int, parts: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(cuts))
 
 
-def _worker(
-    conn: multiprocessing.connection.Connection,
-    path: str,
-    start: int,
-    end: int,
-    index: int,
-    spill_dir: str,
-) -> None:
+def _scanner_main(path: str, start: int, end: int, index: int, spill_dir: str) -> bytes:
+    """What a scanner process sends: ``ok`` and its result, or why it failed."""
     try:
-        conn.send(("ok", scan_range(path, start, end, index, spill_dir)))
+        return b"ok" + scan_range(path, start, end, index, spill_dir).dumps()
     except InputError as exc:
-        conn.send(("input", str(exc)))
+        return b"in" + str(exc).encode()
     except OSError as exc:
-        conn.send(("input", f"cannot read {path}: {exc.strerror or exc}"))
+        return b"in" + f"cannot read {path}: {exc.strerror or exc}".encode()
     except BaseException as exc:  # report, never die silently
-        conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
-    finally:
-        conn.close()
+        import traceback
+
+        return b"er" + f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}".encode()
 
 
-@dataclass
+class _Scanner:
+    """A forked process scanning one range; it writes its outcome to a pipe and exits."""
+
+    def __init__(self, index: int, path: str, start: int, end: int, spill_dir: str) -> None:
+        self.index = index
+        read_fd, write_fd = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: never returns
+            status = 1
+            try:
+                os.close(read_fd)
+                message = _scanner_main(path, start, end, index, spill_dir)
+                with open(write_fd, "wb") as pipe:
+                    pipe.write(message)
+                status = 0
+            finally:
+                os._exit(status)  # no atexit handlers, no flush of the parent's buffers
+        os.close(write_fd)
+        self.pipe: BinaryIO | None = open(read_fd, "rb")  # noqa: SIM115 - closed in reap
+
+    def result(self) -> RangeResult:
+        assert self.pipe is not None
+        message = self.pipe.read()
+        status = self.reap()
+        kind, payload = message[:2], message[2:]
+        if kind == b"ok":
+            return RangeResult.loads(payload)
+        if kind == b"in":
+            raise InputError(payload.decode())
+        if kind == b"er":
+            raise RuntimeError(f"scanner process {self.index} failed: {payload.decode()}")
+        raise RuntimeError(f"scanner process {self.index} died ({status})")
+
+    def reap(self, kill: bool = False) -> str:
+        """Wait for the process (killed first with ``kill``); how it ended."""
+        if self.pipe is not None:
+            self.pipe.close()
+            self.pipe = None
+        if self.pid == 0:
+            return "reaped"
+        if kill:
+            with suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        _, wait_status = os.waitpid(self.pid, 0)
+        self.pid = 0
+        code = os.waitstatus_to_exitcode(wait_status)
+        return f"exit code {code}" if code >= 0 else f"killed by signal {-code}"
+
+
 class ScanResult:
-    size: int
-    lines: int
-    valid: int
-    rejected: int
-    duration_sum: int
-    totals: dict[str, list[int]]
-    ranges: list[tuple[int, RangeResult]]  # (first line number - 1, result)
-    workers: int
+    def __init__(
+        self,
+        size: int,
+        lines: int,
+        valid: int,
+        rejected: int,
+        duration_sum: int,
+        totals: dict[str, list[int]],
+        ranges: list[tuple[int, RangeResult]],  # (first line number - 1, result)
+        workers: int,
+    ) -> None:
+        self.size = size
+        self.lines = lines
+        self.valid = valid
+        self.rejected = rejected
+        self.duration_sum = duration_sum
+        self.totals = totals
+        self.ranges = ranges
+        self.workers = workers
 
     def samples(self) -> list[tuple[int, str]]:
         found = [(offset + n, why) for offset, r in self.ranges for n, why in r.samples]
@@ -376,10 +440,11 @@ class _CountingStdin(io.RawIOBase):
 
 
 class Scan:
-    """A scan in two halves: ``start`` forks the scanners of ranges 1.., so they run while the
-    parent connects to the database; ``finish`` scans range 0 in the parent and merges.
+    """A scan in two halves: ``start`` forks one scanner process per range, so they run while
+    the parent connects to the database; ``finish`` collects their results and merges them.
 
-    The path ``-`` is standard input: streamed by the parent alone, in one range."""
+    A file of one range, and the path ``-`` (standard input, streamed), are scanned by the
+    parent itself in ``finish``."""
 
     def __init__(self, path: str, workers: int, spill_dir: str) -> None:
         self.path = path
@@ -387,9 +452,7 @@ class Scan:
         self.spill_dir = spill_dir
         self.size = 0
         self.ranges: list[tuple[int, int]] = []
-        self.children: list[
-            tuple[int, multiprocessing.process.BaseProcess, multiprocessing.connection.Connection]
-        ] = []
+        self.children: list[_Scanner] = []
         self.stdin: _CountingStdin | None = None
 
     def start(self) -> Scan:
@@ -405,32 +468,24 @@ class Scan:
             raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
         parts = max(1, min(self.workers, self.size // MIN_BYTES_PER_WORKER))
         self.ranges = split_ranges(path, self.size, parts) if self.size else []
-        ctx = multiprocessing.get_context("fork")  # no re-import; children only read the file
-        for index, (start, end) in enumerate(self.ranges[1:], start=1):
-            receiver, sender = ctx.Pipe(duplex=False)
-            proc = ctx.Process(
-                target=_worker,
-                args=(sender, path, start, end, index, self.spill_dir),
-                daemon=True,
-            )
-            proc.start()
-            sender.close()
-            self.children.append((index, proc, receiver))
+        # Forked, so nothing is imported again; the parent's own work meanwhile (connecting,
+        # the schema) is on a core the scanners share, which balances it across the cores.
+        # A single range (a small file) is scanned by the parent itself, in finish.
+        if len(self.ranges) > 1:
+            for index, (start, end) in enumerate(self.ranges):
+                self.children.append(_Scanner(index, path, start, end, self.spill_dir))
         return self
 
     def abort(self) -> None:
         """Stop the scanners that are still running (an early exit, an error)."""
-        for _, child, pipe in self.children:
-            if child.is_alive():
-                child.kill()
-            child.join()
-            pipe.close()
+        for child in self.children:
+            child.reap(kill=True)
         self.children = []
 
     def finish(self) -> ScanResult:
         results: list[RangeResult | None] = [None] * len(self.ranges)
         try:
-            if self.ranges:
+            if self.ranges and not self.children:
                 start, end = self.ranges[0]
                 stream = None if self.stdin is None else io.BufferedReader(self.stdin, BLOCK_BYTES)
                 try:
@@ -439,20 +494,8 @@ class Scan:
                     raise InputError(f"cannot read {self.path}: {exc.strerror or exc}") from None
                 if self.stdin is not None:
                     self.size = self.stdin.count
-            for index, child, pipe in self.children:
-                try:
-                    status, payload = pipe.recv()
-                except EOFError:
-                    child.join()
-                    raise RuntimeError(
-                        f"scanner process {index} died (exit code {child.exitcode})"
-                    ) from None
-                if status == "input":
-                    raise InputError(str(payload))
-                if status != "ok":
-                    raise RuntimeError(f"scanner process {index} failed: {payload}")
-                assert isinstance(payload, RangeResult)
-                results[index] = payload
+            for child in self.children:
+                results[child.index] = child.result()
         finally:
             self.abort()
         merged: dict[str, list[int]] = {}
@@ -476,6 +519,9 @@ class Scan:
                     entry[0] += total
                     entry[1] += count
             result.totals = {}
+        # In user order: the digest sorts them anyway, and the COPY of rows in index order
+        # makes PostgreSQL's index inserts (primary key, user_id) cheaper.
+        merged = dict(sorted(merged.items()))
         return ScanResult(
             self.size,
             lines,
@@ -826,6 +872,8 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"database error, batch {args.batch_id} not loaded: {first_line(exc)}")
             return EXIT_DATABASE
         if os.environ.get(DEBUG_ENV):
+            import traceback
+
             traceback.print_exc()
         _say(f"internal error, batch {args.batch_id} not loaded: {type(exc).__name__}: {exc}")
         return EXIT_INTERNAL
