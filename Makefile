@@ -17,7 +17,7 @@ prereqs: ## Debian packages the tests need (installed when root; see scripts/tes
 venv: $(VENV)/.done ## Create .venv (package + test tools) and .venv-checkov
 
 $(VENV)/.done: requirements-dev.txt requirements-checkov.txt images/pipeline/pyproject.toml \
-		images/pipeline/setup.py images/pipeline/src/event_pipeline/_fastscan.c
+		images/pipeline/setup.py $(wildcard images/pipeline/src/event_pipeline/*.c)
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements-dev.txt -e images/pipeline

@@ -8,6 +8,7 @@ same package version) gives a byte-identical file.
 from __future__ import annotations
 
 import argparse
+import array
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -25,6 +26,11 @@ from typing import BinaryIO
 
 from event_pipeline import cli
 from event_pipeline.model import EVENT_TYPES, available_cpus
+
+try:  # make_chunk's loop in C (_fastgen.c), the same bytes; without it, the Python loop
+    from event_pipeline import _fastgen
+except ImportError:  # pragma: no cover - an install without a compiler
+    _fastgen = None  # type: ignore[assignment]
 
 CHUNK_EVENTS = 20_000
 PROGRESS_MIN_COUNT = 1_000_000
@@ -54,6 +60,25 @@ class Pools:
     durations: list[str]  # '"sessionDuration":N}\n' for log-normal session lengths
     millis: list[str]  # '.mmmZ",' for 0..999
     start_ms: int
+    # millis, user_table, event_table, products, durations packed for _fastgen (_packed):
+    # arena, spans, arena, spans, ...
+    packed: tuple[bytes, ...] = ()
+
+
+def _packed(table: list[str]) -> tuple[bytes, bytes]:
+    """A pool for _fastgen: each distinct fragment once in an ASCII arena, and per entry its
+    span, offset << 16 | length, as native uint64s."""
+    arena = bytearray()
+    spans = array.array("Q")
+    where: dict[str, int] = {}
+    for text in table:
+        span = where.get(text)
+        if span is None:
+            data = text.encode("ascii")
+            span = where[text] = len(arena) << 16 | len(data)
+            arena += data
+        spans.append(span)
+    return bytes(arena), spans.tobytes()
 
 
 def _letters(name: str) -> str:
@@ -103,7 +128,11 @@ def build_pools(seed: int, users: int, start: datetime | None = None) -> Pools:
         start_ms = int(base) * 1000 + rng.randrange(365 * 86400) * 1000
     else:
         start_ms = int(start.timestamp() * 1000)
-    return Pools(user_ids, user_table, event_table, products, durations, millis, start_ms)
+    packed: tuple[bytes, ...] = ()
+    if _fastgen is not None:
+        tables = (millis, user_table, event_table, products, durations)
+        packed = tuple(part for table in tables for part in _packed(table))
+    return Pools(user_ids, user_table, event_table, products, durations, millis, start_ms, packed)
 
 
 def make_chunk(pools: Pools, seed: int, index: int, n: int) -> bytes:
@@ -134,6 +163,11 @@ def make_chunk(pools: Pools, seed: int, index: int, n: int) -> bytes:
     # The window leaves ~6 standard deviations of room over the mean gap; should it ever run
     # out, time stops at its last second rather than overlap the next chunk.
     last_s = (first_ms + CHUNK_WINDOW_MS) // 1000 - 1
+    if _fastgen is not None and pools.packed:
+        # The same numbers: getrandbits(draw_bits) takes two 32-bit outputs per event.
+        words = rng.getrandbits(64 * n).to_bytes(8 * n, "little")
+        prefixes = _packed([strftime(head, gmtime(t)) for t in range(s, last_s + 1)])
+        return _fastgen.make_events(words, n, draw_bits, m, *prefixes, *pools.packed)
     prefix = strftime(head, gmtime(s))
     out: list[str] = []
     append = out.append

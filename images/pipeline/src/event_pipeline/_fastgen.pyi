@@ -1,0 +1,3 @@
+"""Types of the C extension _fastgen.c (generate.make_chunk's loop)."""
+
+def make_events(words: bytes, n: int, draw_bits: int, ms: int, /, *pools: bytes) -> bytes: ...
