@@ -243,3 +243,19 @@ def test_output_to_a_device_is_written_in_place(tmp_path: Path) -> None:
     assert data.count(b"\n") == 100
     assert stat.S_ISFIFO(fifo.stat().st_mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]
+
+
+@pytest.mark.parametrize("seed", [1, 2, -5, 123456789, 2**40])
+def test_fake_names_and_products_are_fakers(seed: int) -> None:
+    """build_pools draws faker's names and product ids without a Faker: the same values."""
+    from faker import Faker
+
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    firsts = [fake.first_name() for _ in range(generate.NAME_POOL)]
+    lasts = [fake.last_name() for _ in range(generate.NAME_POOL)]
+    products = [
+        fake.bothify("??-#####", letters=generate.PRODUCT_LETTERS)
+        for _ in range(1 << generate.PRODUCT_BITS)
+    ]
+    assert generate.fake_names_and_products(seed) == (firsts, lasts, products)

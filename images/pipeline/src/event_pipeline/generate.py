@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import array
+import itertools
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -85,15 +86,40 @@ def _letters(name: str) -> str:
     return re.sub(r"[^a-z]", "", name.lower()) or "x"
 
 
-def build_pools(seed: int, users: int, start: datetime | None = None) -> Pools:
-    """Everything random that is not per event, with faker seeded from ``seed``."""
-    from faker import Faker  # imported here: it is slow to import and only needed once
+PRODUCT_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
 
-    fake = Faker("en_US")
-    fake.seed_instance(seed)
+
+def fake_names_and_products(seed: int) -> tuple[list[str], list[str], list[str]]:
+    """What ``Faker("en_US")`` seeded with ``seed`` answers to NAME_POOL ``first_name()``, then
+    NAME_POOL ``last_name()``, then ``1 << PRODUCT_BITS`` ``bothify("??-#####", letters=
+    PRODUCT_LETTERS)`` calls: the same draws from the same ``random.Random(seed)``
+    (Faker.seed_instance), without building a Faker (its providers, a weights table per call).
+    A name is ``random.choices`` over the provider's weighted names; bothify fills the five
+    digits (``randint(0, 9)``), then the two letters (``choice``). tests/pipeline/
+    test_generate.py compares this with faker itself."""
+    from faker.providers.person.en_US import Provider as Person  # faker's names and weights
+
+    fake = random.Random(seed)  # noqa: S311 - reproducible fake data, not security
+
+    def names(table: dict[str, float]) -> list[str]:
+        cum_weights = list(itertools.accumulate(table.values()))
+        return fake.choices(tuple(table), cum_weights=cum_weights, k=NAME_POOL)
+
+    firsts, lasts = names(Person.first_names), names(Person.last_names)
+    letters = tuple(PRODUCT_LETTERS)
+    products = []
+    for _ in range(1 << PRODUCT_BITS):
+        digits = "".join([str(fake.randint(0, 9)) for _ in range(5)])
+        products.append(f"{fake.choice(letters)}{fake.choice(letters)}-{digits}")
+    return firsts, lasts, products
+
+
+def build_pools(seed: int, users: int, start: datetime | None = None) -> Pools:
+    """Everything random that is not per event, with faker's names drawn from ``seed``."""
+    first_names, last_names, product_ids = fake_names_and_products(seed)
     rng = random.Random(seed)  # noqa: S311 - reproducible fake data, not security
-    firsts = sorted({_letters(fake.first_name()) for _ in range(NAME_POOL)})
-    lasts = sorted({_letters(fake.last_name()) for _ in range(NAME_POOL)})
+    firsts = sorted({_letters(name) for name in first_names})
+    lasts = sorted({_letters(name) for name in last_names})
     # first.lastN: names have no dot and no digit, so the index keeps ids unique.
     user_ids = [f"{rng.choice(firsts)}.{rng.choice(lasts)}{i}" for i in range(users)]
     # Activity follows a Zipf-like law (a few heavy users); every user gets at least one slot.
@@ -113,10 +139,7 @@ def build_pools(seed: int, users: int, start: datetime | None = None) -> Pools:
     event_table: list[str] = []
     for (name, _), n in zip(EVENT_TYPES, counts, strict=True):
         event_table.extend([f'"eventType":"{name}",'] * n)
-    products = [
-        f'"productId":"{fake.bothify("??-#####", letters="ABCDEFGHJKLMNPQRSTUVWXYZ")}",'
-        for _ in range(1 << PRODUCT_BITS)
-    ]
+    products = [f'"productId":"{product}",' for product in product_ids]
     # Log-normal session lengths: median about 90 s, a long tail capped at 4 hours.
     durations = [
         f'"sessionDuration":{min(MAX_DURATION_S, int(rng.lognormvariate(4.5, 1.2)))}}}\n'
