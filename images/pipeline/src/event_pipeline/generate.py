@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import array
+import gc
 import itertools
 import math
-import multiprocessing
-import multiprocessing.connection
 import os
 import random
 import re
@@ -21,9 +20,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+
+if TYPE_CHECKING:  # imported where it is used: only with --workers > 1
+    import multiprocessing.connection
+    import multiprocessing.process
 
 from event_pipeline import cli
 from event_pipeline.model import EVENT_TYPES, available_cpus
@@ -50,8 +52,7 @@ CHUNK_WINDOW_MS = CHUNK_EVENTS * 65
 MAX_DURATION_S = 4 * 3600
 
 
-@dataclass(frozen=True)
-class Pools:
+class Pools(NamedTuple):
     """Precomputed JSON fragments; events pick from them by index."""
 
     users: list[str]  # user id per index
@@ -116,7 +117,11 @@ def fake_names_and_products(seed: int) -> tuple[list[str], list[str], list[str]]
 
 def build_pools(seed: int, users: int, start: datetime | None = None) -> Pools:
     """Everything random that is not per event, with faker's names drawn from ``seed``."""
-    first_names, last_names, product_ids = fake_names_and_products(seed)
+    gc.disable()  # faker's import and the pools make many objects and no reference cycles
+    try:
+        first_names, last_names, product_ids = fake_names_and_products(seed)
+    finally:
+        gc.enable()
     rng = random.Random(seed)  # noqa: S311 - reproducible fake data, not security
     firsts = sorted({_letters(name) for name in first_names})
     lasts = sorted({_letters(name) for name in last_names})
@@ -272,6 +277,8 @@ def iter_chunks(
     # file order holds and each pipe holds at most about one chunk (memory stays flat).
     # Plain processes and pipes, no multiprocessing.Pool: killing a Pool's worker while it
     # holds the task queue's lock can deadlock the pool's shutdown.
+    import multiprocessing  # here: most runs make every chunk in this process
+
     ctx = multiprocessing.get_context("fork")  # the pools reach the workers without pickling
     procs: list[tuple[multiprocessing.process.BaseProcess, multiprocessing.connection.Connection]]
     procs = []
@@ -306,6 +313,10 @@ def iter_chunks(
 
 
 def default_workers() -> int:
+    """One with the C loop: a chunk is made faster than another process could pass it through
+    a pipe. Without it, one per CPU (up to 4)."""
+    if _fastgen is not None:
+        return 1
     return max(1, min(4, available_cpus()))
 
 
