@@ -259,3 +259,30 @@ def test_fake_names_and_products_are_fakers(seed: int) -> None:
         for _ in range(1 << generate.PRODUCT_BITS)
     ]
     assert generate.fake_names_and_products(seed) == (firsts, lasts, products)
+
+
+def test_an_error_of_the_background_sync_fails_the_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is synced while written; an error there (reported once per open file, so the
+    final fsync may not see it) fails the write, and the target is left as it was."""
+    import errno
+
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(generate, "SYNC_INTERVAL_S", 0.001)
+    monkeypatch.setattr(generate.os, "fdatasync", failing)
+    target = tmp_path / "events.jsonl"
+    target.write_bytes(b"before\n")
+
+    def slow_writer(fh: Any) -> None:
+        fh.write(b"x\n")
+        import time
+
+        time.sleep(0.2)  # the syncer runs meanwhile
+
+    with pytest.raises(OSError, match="Input/output error"):
+        generate._atomic_write(str(target), slow_writer)
+    assert target.read_bytes() == b"before\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["events.jsonl"]  # no temp file left

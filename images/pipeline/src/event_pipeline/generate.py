@@ -18,6 +18,7 @@ import re
 import stat
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -350,15 +351,39 @@ def _write_output(path: str, writer: Callable[[BinaryIO], None]) -> None:
         writer(fh)
 
 
+SYNC_INTERVAL_S = 0.05
+
+
+def _sync_meanwhile(fd: int, stop: threading.Event, errors: list[OSError]) -> None:
+    """``fdatasync`` the file every SYNC_INTERVAL_S while it is written, so the disk writes
+    while events are made and the final ``fsync`` waits only for the last part."""
+    while not stop.wait(SYNC_INTERVAL_S):
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:  # an error is reported once per open file: keep it for fsync's
+            errors.append(exc)
+            return
+
+
 def _atomic_write(path: str, writer: Callable[[BinaryIO], None]) -> None:
     """Write to a temp file in the target's directory, fsync, then rename over the target."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
-            writer(fh)
-            fh.flush()
+            stop = threading.Event()
+            errors: list[OSError] = []
+            syncer = threading.Thread(target=_sync_meanwhile, args=(fd, stop, errors), daemon=True)
+            syncer.start()
+            try:
+                writer(fh)
+                fh.flush()
+            finally:
+                stop.set()
+                syncer.join()
             os.fsync(fh.fileno())
+            if errors:
+                raise errors[0]
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; the next step may run as another user
         os.replace(tmp, path)
     except BaseException:
