@@ -17,6 +17,7 @@ MODULES = E2E / "modules"
 # versions.env variable -> (wrapper module directory, upstream module path)
 PINS = {
     "KUBERNETES_VERSION": ("kubernetes", "k8s.io/kubernetes"),
+    "ETCD_VERSION": ("etcd", "go.etcd.io/etcd/server/v3"),
     "GVISOR_VERSION": ("gvisor", "gvisor.dev/gvisor"),
     "CONTAINERD_VERSION": ("containerd", "github.com/containerd/containerd/v2"),
     "COREDNS_VERSION": ("coredns", "github.com/coredns/coredns"),
