@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import argocd, fallback, independent, kube, netprobe, report, workflows
+from . import argocd, fallback, independent, kube, netprobe, pglock, report, workflows
 
 PIPELINE_NS = "event-pipeline"
 DEMO_NS = "isolation-demo"
@@ -27,6 +27,7 @@ RUNC = "io.containerd.runc.v2"
 STATE = Path(os.environ.get("E2E_STATE", "/run/esp-e2e"))
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PRICE_EVENTS = int(os.environ.get("E2E_PRICE_EVENTS", "1000000"))
+SHARDS = 4
 
 
 class NotRun(Exception):
@@ -108,6 +109,29 @@ def pipeline(s: Session, overlay: str) -> report.Row:
     )
     good = ok and seen == {expect}
     return report.Row("", "passed" if good else "failed", summary, details=details)
+
+
+def check_shards(s: Session) -> report.Row:
+    """`shards: 4`: four shard pods (containerSet: generate then stage), then one commit."""
+    count, users = s.defaults()
+    wf, pods = _run_pipeline(s, {"shards": str(SHARDS), "count": str(count)})
+    name = wf["metadata"]["name"]
+    details = _step_summary(wf, pods)
+    steps = workflows.steps(wf)
+    if workflows.phase(wf) != "Succeeded":
+        msg = (wf.get("status") or {}).get("message", "")
+        return report.Row("", "failed", f"{name} {workflows.phase(wf)}: {msg}", details=details)
+    shard_pods = sorted({st.pod for st in steps if st.template == "shard"})
+    seen = {rt for p in details["containerd_runtime"].values() for rt in p.values()}
+    row = kube.psql("SELECT shards, valid_events FROM batches WHERE batch_id = :'b'", b=name)
+    ok, totals = _batch_matches(name, count, users)
+    good = ok and row == [[str(SHARDS), str(count)]] and len(shard_pods) >= SHARDS
+    durations = ", ".join(f"{st.template} {st.seconds:.0f}s" for st in steps
+                          if st.seconds is not None)  # fmt: skip
+    return report.Row("", "passed" if good else "failed",
+                      f"{name} Succeeded: {len(shard_pods)} shard pods + commit ({durations}), "
+                      f"under {', '.join(sorted(seen))}; batches shards/events {row}; {totals}",
+                      details=details)  # fmt: skip
 
 
 def simulated() -> bool:
@@ -312,10 +336,13 @@ def check_network_policies(s: Session) -> report.Row:
     ]  # fmt: skip
     results, bad = [], []
     for policy, ns, labels, host, port, allow in cases:
-        seen = netprobe.connect(ns, labels, host, port)
-        connected = seen == "connected"
-        line = f"{policy}: {ns} -> {host}:{port} {'connected' if connected else 'blocked'}" + (
-            "" if connected == allow else f" (MUST {'connect' if allow else 'be blocked'})"
+        seen = netprobe.connect(ns, labels, host, port, allow)
+        connected = seen.startswith("connected")
+        tries = seen.rsplit("(attempt ", 1)[-1].rstrip(")")
+        line = (
+            f"{policy}: {ns} -> {host}:{port} {'connected' if connected else 'blocked'}"
+            + (f" (attempt {tries})")
+            + ("" if connected == allow else f" (MUST {'connect' if allow else 'be blocked'})")
         )
         results.append(line)
         if connected != allow:
@@ -326,25 +353,21 @@ def check_network_policies(s: Session) -> report.Row:
     return report.Row("", "failed" if bad else "passed", summary, details={"cases": results})
 
 
-def check_fault_aggregate(s: Session) -> report.Row:
-    """Delete the aggregate pod while it loads; the retry must load the batch exactly once."""
+def _fault_mid_load(s: Session, fault: Callable[[str], str]) -> report.Row:
+    """Stop a load inside its transaction, apply `fault` (given the workflow name; it returns
+    what it did), then expect the retries to load the batch exactly once.
+
+    `rejected_lines` is locked first (pglock), so the load stops at a known point: its
+    `batches` row inserted and its totals COPYed, uncommitted, waiting in COPY rejected_lines."""
     count = str(PRICE_EVENTS)
-    name = workflows.submit_from_cron(PIPELINE_NS, "event-pipeline", {"count": count})
     _, users = s.defaults()
-
-    def aggregate_running() -> str | None:
-        for p in workflows.pods(PIPELINE_NS, name):
-            cs = {c["name"]: c for c in (p.get("status") or {}).get("containerStatuses") or []}
-            if "aggregate" in p["metadata"]["name"] and "running" in (cs.get("main") or {}).get(
-                "state", {}
-            ):
-                return str(p["metadata"]["name"])
-        return None
-
-    victim = kube.wait_for("the aggregate step to run", 900, aggregate_running, interval=1)
-    time.sleep(0.5)
-    kube.kubectl("-n", PIPELINE_NS, "delete", "pod", victim, "--wait=false")
+    with pglock.TableLock("rejected_lines"):
+        name = workflows.submit_from_cron(PIPELINE_NS, "event-pipeline", {"count": count})
+        waiting = pglock.wait_for_waiting_loader("rejected_lines", 900)
+        did = fault(name)
     wf = workflows.wait_done(PIPELINE_NS, name, 1200)
+    kube.kubectl("-n", PIPELINE_NS, "wait", "--for=condition=Ready", "pod/postgres-0",
+                 "--timeout=300s", timeout=330)  # fmt: skip
     tries = [st for st in workflows.steps(wf) if st.template == "aggregate"]
     loaded = kube.psql(
         "SELECT count(*), coalesce(sum(valid_events), 0) FROM batches WHERE batch_id = :'b'",
@@ -355,35 +378,40 @@ def check_fault_aggregate(s: Session) -> report.Row:
     if workflows.phase(wf) == "Succeeded":
         s.batches[name] = (int(count), users)
     good = workflows.phase(wf) == "Succeeded" and len(tries) >= 2 and ok
+    attempts = ", ".join(f"{st.phase}" + (f" exit {st.exit_code}" if st.exit_code else "")
+                         for st in tries)  # fmt: skip
     summary = (
-        f"deleted {victim} mid-load; {name} {workflows.phase(wf)} after {len(tries)} aggregate "
-        f"attempt(s) ({', '.join(st.phase for st in tries)}); batches rows/events {loaded}; "
-        f"{totals}"
+        f"{did} while the load of {name} waited in `{waiting[2]}` (backend {waiting[0]}, "
+        f"transaction open); {workflows.phase(wf)} after {len(tries)} aggregate attempt(s) "
+        f"({attempts}); batches rows/events {loaded}; {totals}"
     )
     return report.Row("", "passed" if good else "failed", summary)
 
 
+def check_fault_aggregate(s: Session) -> report.Row:
+    """Delete the aggregate pod inside its load's transaction."""
+
+    def delete_loader(name: str) -> str:
+        victims = [p["metadata"]["name"] for p in workflows.pods(PIPELINE_NS, name)
+                   if "aggregate" in p["metadata"]["name"]
+                   and (p.get("status") or {}).get("phase") == "Running"]  # fmt: skip
+        if len(victims) != 1:
+            raise kube.KubeError(f"expected one running aggregate pod, saw {victims}")
+        kube.kubectl("-n", PIPELINE_NS, "delete", "pod", victims[0], "--wait=true", timeout=180)
+        return f"pod {victims[0]} deleted"
+
+    return _fault_mid_load(s, delete_loader)
+
+
 def check_fault_postgres(s: Session) -> report.Row:
-    """Restart PostgreSQL while a run waits to load; the run must still load its batch."""
-    name = workflows.submit_from_cron(PIPELINE_NS, "event-pipeline")
-    count, users = s.defaults()
+    """Restart PostgreSQL (delete its pod; the StatefulSet brings it back on the same volume)
+    inside a load's transaction."""
 
-    def generate_started() -> bool:
-        return any("generate" in p["metadata"]["name"] for p in workflows.pods(PIPELINE_NS, name))
+    def restart_postgres(name: str) -> str:
+        kube.kubectl("-n", PIPELINE_NS, "delete", "pod", "postgres-0", "--wait=true", timeout=180)
+        return "postgres-0 deleted (restarted by its StatefulSet)"
 
-    kube.wait_for("the generate step", 300, generate_started, interval=1)
-    kube.kubectl("-n", PIPELINE_NS, "delete", "pod", "postgres-0", "--wait=true", timeout=180)
-    wf = workflows.wait_done(PIPELINE_NS, name, 1200)
-    kube.kubectl("-n", PIPELINE_NS, "wait", "--for=condition=Ready", "pod/postgres-0",
-                 "--timeout=300s", timeout=330)  # fmt: skip
-    if workflows.phase(wf) != "Succeeded":
-        return report.Row("", "failed", f"{name} {workflows.phase(wf)} after the restart")
-    s.batches[name] = (count, users)
-    ok, totals = _batch_matches(name, count, users)
-    tries = [st.phase for st in workflows.steps(wf) if st.template == "aggregate"]
-    return report.Row("", "passed" if ok else "failed",
-                      f"postgres-0 deleted during {name}; Succeeded, aggregate attempts {tries}; "
-                      f"{totals}")  # fmt: skip
+    return _fault_mid_load(s, restart_postgres)
 
 
 def check_price(s: Session, overlay: str) -> report.Row:
@@ -479,7 +507,8 @@ Check = tuple[str, Callable[[Session], report.Row], tuple[str, ...]]
 CHECKS: list[Check] = [
     ("argocd sync (hooks included)", check_sync, ()),
     ("pipeline, overlays/minikube (gVisor)", lambda s: pipeline(s, "minikube"), ()),
-    # Right after a run: its pods are kept 10 minutes (podGC deleteDelayDuration).
+    (f"pipeline, {SHARDS} shards + one commit (gVisor)", check_shards, ()),
+    # Right after the runs: their pods are kept 10 minutes (podGC deleteDelayDuration).
     ("Pod Security restricted (init, wait, main)", check_pod_security, ()),
     ("isolation demo WorkflowTemplate A/B/C", lambda s: check_isolation(s, "minikube"), ()),
     ("isolation demo PostSync hook Jobs", check_hooks, ()),

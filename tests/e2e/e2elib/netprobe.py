@@ -13,13 +13,23 @@ from typing import Any
 
 from . import kube
 
+# Policies are enforced asynchronously (kube-router programs a new pod's rules after it sees the
+# pod), so, as Kubernetes' own NetworkPolicy e2e tests do, the probe retries until it sees the
+# expected outcome or its deadline passes, and reports the attempts it took.
 CONNECT = (
-    "import socket,sys\n"
-    "try:\n"
-    "    socket.create_connection((sys.argv[1], int(sys.argv[2])), 4).close()\n"
-    "except OSError as e:\n"
-    "    print('blocked:', e); sys.exit(1)\n"
-    "print('connected')\n"
+    "import socket,sys,time\n"
+    "host, port, want, deadline = sys.argv[1], int(sys.argv[2]), sys.argv[3], time.time() + 30\n"
+    "attempt = 0\n"
+    "while True:\n"
+    "    attempt += 1\n"
+    "    try:\n"
+    "        socket.create_connection((host, port), 3).close()\n"
+    "        seen = 'connected'\n"
+    "    except OSError as e:\n"
+    "        seen = f'blocked: {e}'\n"
+    "    if seen.startswith(want) or time.time() > deadline:\n"
+    "        print(f'{seen} (attempt {attempt})'); sys.exit(0 if seen == 'connected' else 1)\n"
+    "    time.sleep(1)\n"
 )
 SECURE = {
     "allowPrivilegeEscalation": False,
@@ -68,10 +78,14 @@ def pod_manifest(
     }
 
 
-def connect(ns: str, labels: dict[str, str], host: str, port: int, timeout: float = 120) -> str:
-    """'connected' or 'blocked: ...' as the pod saw it."""
+def connect(
+    ns: str, labels: dict[str, str], host: str, port: int, allow: bool, timeout: float = 120
+) -> str:
+    """'connected (attempt N)' or 'blocked: ... (attempt N)' as the pod saw it, retrying for up
+    to 30 s until it sees what the policies say (allow: connected)."""
     name = f"np-{int(time.time() * 1000) % 10**9}"
-    pod = pod_manifest(ns, name, labels, ["python3", "-c", CONNECT, host, str(port)])
+    want = "connected" if allow else "blocked"
+    pod = pod_manifest(ns, name, labels, ["python3", "-c", CONNECT, host, str(port), want])
     kube.kubectl("apply", "-f", "-", stdin=json.dumps(pod))
     try:
 
