@@ -68,7 +68,7 @@ down: ## Delete the minikube cluster
 overlay: ## Point the pipeline Application at OVERLAY (commit and push to deploy)
 	scripts/switch-overlay $(OVERLAY)
 
-e2e: venv ## Real single-node cluster built from source: build, start, deploy via Argo CD, check, stop (E2E_KEEP=1 keeps it)
+e2e: venv ## Real single-node cluster built from source: build, start, deploy, check, stop (E2E_KEEP=1 keeps it, E2E_BREAKS=1 adds the deliberate breaks)
 	tests/e2e/run
 
 e2e-cluster: ## Real cluster only (what CI runs): build, start, cluster-check (runc, gVisor, DNS, PVC, NetworkPolicy, host untouched), stop

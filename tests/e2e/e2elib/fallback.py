@@ -116,6 +116,7 @@ def run_hook(obj: dict[str, Any], ns: str) -> dict[str, Any]:
         kube.kubectl("-n", ns, "delete", kind, name, "--ignore-not-found", "--wait=true",
                      "--cascade=foreground", timeout=180)  # fmt: skip
     kube.kubectl("-n", ns, "create", "-f", "-", stdin=json.dumps(obj))
+    t0 = time.monotonic()
     phase = "Succeeded"
     try:
         kube.wait_for(f"hook {kind}/{name}", 600, lambda: healthy(obj), interval=3)
@@ -123,7 +124,8 @@ def run_hook(obj: dict[str, Any], ns: str) -> dict[str, Any]:
         phase = f"Failed: {exc}"
     if phase == "Succeeded" and "HookSucceeded" in policies:
         kube.kubectl("-n", ns, "delete", kind, name, "--wait=false")
-    return {"kind": obj["kind"], "name": name, "hookType": _ann(obj, HOOK), "hookPhase": phase}
+    return {"kind": obj["kind"], "name": name, "hookType": _ann(obj, HOOK), "hookPhase": phase,
+            "seconds": round(time.monotonic() - t0)}  # fmt: skip
 
 
 def sync_app(tree: Path, app: dict[str, Any]) -> dict[str, Any]:
@@ -164,8 +166,11 @@ def sync(url: str, branch: str, ca: str) -> dict[str, Any]:
             name = app["metadata"]["name"]
             print(f"fallback sync: {name} ({app['spec']['source']['path']}) at {rev[:8]}",
                   flush=True)  # fmt: skip
+            t0 = time.monotonic()
             result["apps"][name] = sync_app(tree, app)
-            print(f"  {name}: {result['apps'][name]['phase']}", flush=True)
+            hooks = ", ".join(f"{h['name']} {h['seconds']}s" for h in result["apps"][name]["hooks"])
+            print(f"  {name}: {result['apps'][name]['phase']} in {time.monotonic() - t0:.0f}s"
+                  + (f" (hooks: {hooks})" if hooks else ""), flush=True)  # fmt: skip
         result["seconds"] = round(time.time() - result.pop("started"), 1)
         RESULT.write_text(json.dumps(result, indent=2))
         return result

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import time
+import uuid
 from typing import Any
 
 from . import kube
@@ -83,7 +83,7 @@ def connect(
 ) -> str:
     """'connected (attempt N)' or 'blocked: ... (attempt N)' as the pod saw it, retrying for up
     to 30 s until it sees what the policies say (allow: connected)."""
-    name = f"np-{int(time.time() * 1000) % 10**9}"
+    name = f"np-{uuid.uuid4().hex[:10]}"  # unique: probes run in parallel
     want = "connected" if allow else "blocked"
     pod = pod_manifest(ns, name, labels, ["python3", "-c", CONNECT, host, str(port), want])
     kube.kubectl("apply", "-f", "-", stdin=json.dumps(pod))

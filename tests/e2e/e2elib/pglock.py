@@ -63,20 +63,22 @@ class TableLock:
 
 
 def waiting_loaders(table: str) -> list[list[str]]:
-    """(pid, application_name, query) of the backends waiting for a lock on `table`."""
+    """(pid, client address, query) of the backends waiting for a lock on `table`."""
     return kube.psql(
-        "SELECT a.pid, a.application_name, left(a.query, 60) FROM pg_stat_activity a "
+        "SELECT a.pid, host(a.client_addr), left(a.query, 60) FROM pg_stat_activity a "
         "JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted "
         "WHERE l.relation = :'t'::regclass",
         t=table,
     )
 
 
-def wait_for_waiting_loader(table: str, timeout: float) -> list[str]:
+def wait_for_waiting_loader(table: str, client_ip: str, timeout: float) -> list[str]:
+    """The backend of the client at `client_ip` (a pod's IP) once it waits for `table`; other
+    loaders (a scheduled run's) may wait too."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        rows = waiting_loaders(table)
-        if rows:
-            return rows[0]
+        for row in waiting_loaders(table):
+            if row[1] == client_ip:
+                return row
         time.sleep(1)
-    raise kube.KubeError(f"no loader waited for {table} within {timeout:.0f}s")
+    raise kube.KubeError(f"no loader from {client_ip} waited for {table} within {timeout:.0f}s")
