@@ -67,7 +67,9 @@ def render(tree: Path, path: str) -> list[dict[str, Any]]:
     cmd = [kustomize, "build", str(tree / path)] if kustomize else ["kubectl", "kustomize",
                                                                     str(tree / path)]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600).stdout
-    return [d for d in yaml.safe_load_all(out) if isinstance(d, dict)]
+    # libyaml's loader: the Argo Workflows release renders to 12 MB (28 s in pure Python, 6 s).
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [d for d in yaml.load_all(out, Loader=loader) if isinstance(d, dict)]
 
 
 def healthy(obj: dict[str, Any]) -> bool:
