@@ -72,6 +72,11 @@ def render(tree: Path, path: str) -> list[dict[str, Any]]:
     return [d for d in yaml.load_all(out, Loader=loader) if isinstance(d, dict)]
 
 
+class Failed(Exception):
+    """A resource that cannot become healthy (a Job that failed): stop waiting for it.
+    Not a KubeError, which kube.wait_for retries."""
+
+
 def healthy(obj: dict[str, Any]) -> bool:
     kind, meta = obj.get("kind"), obj.get("metadata") or {}
     ns = ["-n", meta["namespace"]] if meta.get("namespace") else []
@@ -90,7 +95,10 @@ def healthy(obj: dict[str, Any]) -> bool:
     conds = {c.get("type"): c.get("status") for c in st.get("conditions") or []}
     if kind == "Job":
         if conds.get("Failed") == "True":
-            raise kube.KubeError(f"hook/job {meta.get('name')} failed")
+            why = next(c for c in st["conditions"] if c.get("type") == "Failed")
+            raise Failed(
+                f"job {meta.get('name')} failed: {why.get('reason')}: {why.get('message')}"
+            )
         return conds.get("Complete") == "True"
     return conds.get("Established") == "True"
 
@@ -122,7 +130,7 @@ def run_hook(obj: dict[str, Any], ns: str) -> dict[str, Any]:
     phase = "Succeeded"
     try:
         kube.wait_for(f"hook {kind}/{name}", 600, lambda: healthy(obj), interval=3)
-    except kube.KubeError as exc:
+    except (kube.KubeError, Failed) as exc:
         phase = f"Failed: {exc}"
     if phase == "Succeeded" and "HookSucceeded" in policies:
         kube.kubectl("-n", ns, "delete", kind, name, "--wait=false")
