@@ -17,7 +17,10 @@
 #include <string.h>
 
 /* A pool of fragments, as generate._packed makes it: an arena of bytes, and per entry a
- * native uint64 span: offset in the arena << 16 | length. */
+ * native uint64 span: offset in the arena << 16 | length. The arena ends with at least COPY
+ * spare bytes, so a fragment of up to COPY bytes is copied as COPY fixed bytes (a few vector
+ * moves instead of a call), the spare bytes being overwritten by what follows. */
+#define COPY 64
 typedef struct {
     Py_buffer arena;
     Py_buffer spans;
@@ -37,7 +40,7 @@ pool_check(Pool *pool, const char *name, Py_ssize_t need)
     pool->longest = 0;
     for (Py_ssize_t i = 0; i < pool->size; i++) {
         uint64_t offset = spans[i] >> 16, length = spans[i] & 0xffff;
-        if (offset + length > (uint64_t)pool->arena.len) {
+        if (offset + (length > COPY ? length : COPY) > (uint64_t)pool->arena.len) {
             PyErr_Format(PyExc_ValueError, "%s: span %zd is outside its arena", name, i);
             return -1;
         }
@@ -53,7 +56,13 @@ put(char *out, const Pool *pool, uint64_t index)
 {
     uint64_t span = ((const uint64_t *)pool->spans.buf)[index];
     size_t length = span & 0xffff;
-    memcpy(out, (const char *)pool->arena.buf + (span >> 16), length);
+    const char *from = (const char *)pool->arena.buf + (span >> 16);
+    if (length <= COPY) {
+        memcpy(out, from, COPY);
+    }
+    else {
+        memcpy(out, from, length);
+    }
     return out + length;
 }
 
@@ -107,11 +116,11 @@ make_events(PyObject *Py_UNUSED(module), PyObject *args)
         }
         longest += pools[i].longest;
     }
-    if (n > 0 && longest > PY_SSIZE_T_MAX / n) {
+    if (n > 0 && longest > (PY_SSIZE_T_MAX - COPY) / n) {
         PyErr_NoMemory();
         goto done;
     }
-    result = PyBytes_FromStringAndSize(NULL, n * longest);
+    result = PyBytes_FromStringAndSize(NULL, n * longest + COPY);
     if (result == NULL) {
         goto done;
     }

@@ -68,9 +68,12 @@ class Pools(NamedTuple):
     packed: tuple[bytes, ...] = ()
 
 
+PACK_SPARE = 64  # _fastgen.c's COPY
+
+
 def _packed(table: list[str]) -> tuple[bytes, bytes]:
-    """A pool for _fastgen: each distinct fragment once in an ASCII arena, and per entry its
-    span, offset << 16 | length, as native uint64s."""
+    """A pool for _fastgen: each distinct fragment once in an ASCII arena (PACK_SPARE spare
+    bytes at its end), and per entry its span, offset << 16 | length, as native uint64s."""
     arena = bytearray()
     spans = array.array("Q")
     where: dict[str, int] = {}
@@ -81,7 +84,28 @@ def _packed(table: list[str]) -> tuple[bytes, bytes]:
             span = where[text] = len(arena) << 16 | len(data)
             arena += data
         spans.append(span)
+    arena += bytes(PACK_SPARE)
     return bytes(arena), spans.tobytes()
+
+
+def _prefixes(first: int, last: int) -> tuple[bytes, bytes]:
+    """``_packed`` of the timestamp prefixes of seconds ``first..last``, as make_chunk's
+    ``strftime(head, gmtime(s))``: strftime once a minute, the seconds' two digits put in."""
+    head = '{"timestamp":"%Y-%m-%dT%H:%M:'
+    texts = []
+    minute = ""
+    for t in range(first, last + 1):
+        second = t % 60
+        if second == 0 or not minute:
+            minute = time.strftime(head, time.gmtime(t))
+        texts.append(f"{minute}{second:02d}")
+    data = "".join(texts).encode("ascii")
+    spans = array.array("Q")
+    offset = 0
+    for text in texts:
+        spans.append(offset << 16 | len(text))
+        offset += len(text)
+    return data + bytes(PACK_SPARE), spans.tobytes()
 
 
 def _letters(name: str) -> str:
@@ -195,7 +219,7 @@ def make_chunk(pools: Pools, seed: int, index: int, n: int) -> bytes:
     if _fastgen is not None and pools.packed:
         # The same numbers: getrandbits(draw_bits) takes two 32-bit outputs per event.
         words = rng.getrandbits(64 * n).to_bytes(8 * n, "little")
-        prefixes = _packed([strftime(head, gmtime(t)) for t in range(s, last_s + 1)])
+        prefixes = _prefixes(s, last_s)
         return _fastgen.make_events(words, n, draw_bits, m, *prefixes, *pools.packed)
     prefix = strftime(head, gmtime(s))
     out: list[str] = []
