@@ -43,12 +43,39 @@ def phase(wf: dict[str, Any]) -> str:
     return str((wf.get("status") or {}).get("phase") or "Pending")
 
 
-def wait_done(ns: str, name: str, timeout: float) -> dict[str, Any]:
-    """The Workflow once it has finished (any phase); KubeError after timeout."""
+class Stuck(Exception):
+    """A pod of the Workflow cannot start (not a KubeError: kube.wait_for retries those)."""
+
+
+def _pending_too_long(ns: str, workflow: str, seconds: float) -> str | None:
+    """Why a pod of the workflow has been Pending for more than `seconds` (its last warning
+    event), or None. Pods start within ~30 s here; one that does not (a Secret it cannot
+    mount, a missing ServiceAccount, an image not loaded) never will."""
+    now = time.time()
+    for pod in pods(ns, workflow):
+        created = _ts(pod["metadata"].get("creationTimestamp"))
+        if (pod.get("status") or {}).get("phase") != "Pending" or created is None:
+            continue
+        if now - created > seconds:
+            selector = f"involvedObject.name={pod['metadata']['name']},type=Warning"
+            events = kube.items("-n", ns, "events", "--field-selector", selector)
+            last = events[-1].get("message") if events else "no warning event"
+            return f"pod {pod['metadata']['name']} Pending for {now - created:.0f}s: {last}"
+    return None
+
+
+def wait_done(ns: str, name: str, timeout: float, stuck_after: float = 180) -> dict[str, Any]:
+    """The Workflow once it has finished (any phase); KubeError after timeout, Stuck as soon
+    as one of its pods has been Pending for `stuck_after` seconds."""
 
     def probe() -> dict[str, Any] | None:
         wf = get(ns, name)
-        return wf if phase(wf) in ("Succeeded", "Failed", "Error") else None
+        if phase(wf) in ("Succeeded", "Failed", "Error"):
+            return wf
+        why = _pending_too_long(ns, name, stuck_after)
+        if why:
+            raise Stuck(f"workflow {ns}/{name} cannot finish: {why}")
+        return None
 
     result: dict[str, Any] = kube.wait_for(f"workflow {ns}/{name}", timeout, probe)
     return result
