@@ -71,7 +71,7 @@ overlay: ## Point the pipeline Application at OVERLAY (commit and push to deploy
 e2e: venv ## Real single-node cluster built from source: build, start, deploy, check, stop (E2E_KEEP=1 keeps it, E2E_BREAKS=1 adds the deliberate breaks)
 	tests/e2e/run
 
-e2e-cluster: ## Real cluster only (what CI runs): build, start, cluster-check (runc, gVisor, DNS, PVC, NetworkPolicy, host untouched), stop
+e2e-cluster: ## Real cluster only (no deploy): build, start, cluster-check (runc, gVisor, DNS, PVC, NetworkPolicy, host untouched), stop
 	tests/e2e/build
 	tests/e2e/start
 	tests/e2e/cluster-check; s=$$?; tests/e2e/stop || s=1; exit $$s
