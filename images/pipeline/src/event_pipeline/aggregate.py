@@ -21,7 +21,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, BinaryIO
@@ -132,6 +132,17 @@ class _Rejects:
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
+
+
+def add_totals(into: dict[str, list[int]], more: Mapping[str, Sequence[int]]) -> None:
+    """Add per-user (total, count) pairs to ``into``."""
+    for user, (total, count) in more.items():
+        entry = into.get(user)
+        if entry is None:
+            into[user] = [total, count]
+        else:
+            entry[0] += total
+            entry[1] += count
 
 
 def scan_range(
@@ -281,13 +292,7 @@ def _scan_range(
             slow_path(lines, carry)
     rejects.close()
     if fast is not None:
-        for user, (total, count) in fast.to_dict().items():
-            entry = totals.get(user)
-            if entry is None:
-                totals[user] = [total, count]
-            else:
-                entry[0] += total
-                entry[1] += count
+        add_totals(totals, fast.to_dict())
     result.lines = lines
     result.valid = sum(entry[1] for entry in totals.values())
     result.duration_sum = sum(entry[0] for entry in totals.values())
@@ -511,13 +516,7 @@ class Scan:
             if not merged:
                 merged = result.totals
                 continue
-            for user, (total, count) in result.totals.items():
-                entry = merged.get(user)
-                if entry is None:
-                    merged[user] = [total, count]
-                else:
-                    entry[0] += total
-                    entry[1] += count
+            add_totals(merged, result.totals)
             result.totals = {}
         # In user order: the digest sorts them anyway, and the COPY of rows in index order
         # makes PostgreSQL's index inserts (primary key, user_id) cheaper.
