@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 E2E = Path(__file__).resolve().parent
 MODULES = E2E / "modules"
@@ -89,5 +90,33 @@ def test_gvisor_shim_builds_the_same_gvisor() -> None:
 def test_every_wrapper_module_builds_with_tools_pinned() -> None:
     for go_mod in sorted(MODULES.glob("*/go.mod")):
         text = go_mod.read_text()
-        assert re.search(r"^tool\b", text, re.M), f"{go_mod}: no `tool` directive to pin"
+        own_main = (go_mod.parent / "main.go").is_file()
+        assert own_main or re.search(r"^tool\b", text, re.M), (
+            f"{go_mod}: no `tool` directive to pin (nor a main.go of its own)"
+        )
         assert "=> ../" not in text and "=> /" not in text, f"{go_mod}: replace outside the module"
+
+
+def corefile_plugins() -> set[str]:
+    """The plugins the cluster's Corefile uses: the first word of each line one level deep."""
+    addon = yaml.safe_load_all((E2E / "cluster" / "addons" / "coredns.yaml").read_text())
+    corefile = next(d for d in addon if d and d["kind"] == "ConfigMap")["data"]["Corefile"]
+    plugins: set[str] = set()
+    depth = 0
+    for line in corefile.splitlines():
+        words = line.split()
+        if words and depth == 1 and words[0] != "}":
+            plugins.add(words[0])
+        depth += line.count("{") - line.count("}")
+    return plugins
+
+
+def test_coredns_links_every_plugin_its_corefile_uses() -> None:
+    imported = set(
+        re.findall(r'"github.com/coredns/coredns/plugin/([a-z0-9_]+)"',
+                   (MODULES / "coredns" / "main.go").read_text())
+    )  # fmt: skip
+    # The directive `prometheus` is the package plugin/metrics; the others share their name.
+    used = {"metrics" if p == "prometheus" else p for p in corefile_plugins()}
+    assert {"kubernetes", "health", "ready", "metrics"} <= used, used
+    assert used <= imported, f"CoreDNS is built without {sorted(used - imported)}"
