@@ -46,10 +46,10 @@ def _shared_upstream() -> Path:
 SHARED_UPSTREAM = _shared_upstream()
 CACHE_DIR = Path(os.environ.get("VALIDATE_CACHE_DIR", str(REPO_ROOT / ".cache"))) / "upstream"
 
-AW = "argo-workflows-v4.1.2"
-ACD = "argo-cd-v3.5.1"
-_AW_RAW = "https://raw.githubusercontent.com/argoproj/argo-workflows/v4.1.2"
-_ACD_RAW = "https://raw.githubusercontent.com/argoproj/argo-cd/v3.5.1"
+AW = "argo-workflows-v4.0.5"
+ACD = "argo-cd-v3.6.2"
+_AW_RAW = "https://raw.githubusercontent.com/argoproj/argo-workflows/v4.0.5"
+_ACD_RAW = "https://raw.githubusercontent.com/argoproj/argo-cd/v3.6.2"
 
 AW_CRD_FILES = (
     "argoproj.io_clusterworkflowtemplates.yaml",
@@ -65,8 +65,8 @@ ACD_CRD_FILES = ("application-crd.yaml", "applicationset-crd.yaml", "appproject-
 
 # Explicit map: pinned URL -> path under shared/upstream. Only these URLs may appear as remote
 # resources in a kustomization; anything else is reported (it would be fetched unpinned).
-_AW_REL = "https://github.com/argoproj/argo-workflows/releases/download/v4.1.2"
-_ACD_REL = "https://github.com/argoproj/argo-cd/releases/download/v3.5.1"
+_AW_REL = "https://github.com/argoproj/argo-workflows/releases/download/v4.0.5"
+_ACD_REL = "https://github.com/argoproj/argo-cd/releases/download/v3.6.2"
 PINNED: dict[str, str] = {
     f"{_AW_REL}/quick-start-minimal.yaml": f"{AW}/quick-start-minimal.yaml",
     f"{_AW_RAW}/api/jsonschema/schema.json": f"{AW}/schema.json",

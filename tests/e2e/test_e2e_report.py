@@ -9,7 +9,7 @@ from e2elib.report import Report, Row
 
 
 def test_a_row_not_run_fails_the_report(tmp_path: Path) -> None:
-    rep = Report(mode="deployed by Argo CD v3.5.1 from the harness's Git server")
+    rep = Report(mode="deployed by Argo CD v3.6.2 from the harness's Git server")
     rep.add(Row("pipeline (minikube)", "passed", "workflow event-pipeline-123 Succeeded", 41.2))
     assert rep.ok
     rep.add(Row("price of gVisor", "not run", "pipeline did not succeed under runc"))

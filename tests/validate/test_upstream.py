@@ -19,8 +19,8 @@ from validate_lib import upstream
 def test_every_pinned_url_names_the_pinned_release() -> None:
     for url, rel in upstream.PINNED.items():
         assert url.startswith("https://")
-        assert ("v4.1.2" in url and rel.startswith(upstream.AW)) or (
-            "v3.5.1" in url and rel.startswith(upstream.ACD)
+        assert ("v4.0.5" in url and rel.startswith(upstream.AW)) or (
+            "v3.6.2" in url and rel.startswith(upstream.ACD)
         )
 
 
