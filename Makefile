@@ -3,8 +3,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV := .venv
 PY := $(VENV)/bin/python
-# Empty: `make up` uses the overlay apps/event-pipeline.yaml points at.
+# Empty: `make up` uses the overlay apps/event-pipeline.yaml points at (another one is refused:
+# switch it in Git with `make overlay`).
 OVERLAY ?=
+# Empty: minikube. A kubectl context name: deploy onto that existing cluster (no minikube).
+CONTEXT ?=
 
 .PHONY: help prereqs venv lint validate test test-fast rehearsal local bench isolation-demo report up down dry-run overlay e2e e2e-cluster e2e-down e2e-breaks
 
@@ -56,11 +59,11 @@ isolation-demo: venv ## Same probe under runc, runsc and runsc+overlay here; com
 report: ## Pipeline and isolation results from the cluster's PostgreSQL
 	scripts/report
 
-up: ## Bring everything up on minikube ([OVERLAY=minikube|no-gvisor], default: the one in Git)
-	bootstrap/up $(if $(OVERLAY),--overlay $(OVERLAY))
+up: ## Bring everything up on minikube, or on an existing cluster with CONTEXT=NAME (the overlay in Git)
+	bootstrap/up $(if $(CONTEXT),--context $(CONTEXT)) $(if $(OVERLAY),--overlay $(OVERLAY))
 
-dry-run: ## Print what `make up` would do
-	bootstrap/up $(if $(OVERLAY),--overlay $(OVERLAY)) --dry-run
+dry-run: ## Print what `make up` would do ([CONTEXT=NAME])
+	bootstrap/up $(if $(CONTEXT),--context $(CONTEXT)) $(if $(OVERLAY),--overlay $(OVERLAY)) --dry-run
 
 down: ## Delete the minikube cluster
 	bootstrap/down

@@ -75,6 +75,8 @@ def _main(argv: list[str] | None) -> int:
                     patchcheck.check(d, rendered_nested, _label(d), report)
                 dirs_of[d.resolve()] = _label(d)
             targets = [(_label(d), d) for d in tops if not render.is_component(d)]
+            # Manifests applied as files, not through a kustomization (the root Application).
+            targets += [(m, upstream.REPO_ROOT / m) for m in cfg.manifests]
         else:
             for a in args.paths:
                 if a == "-":

@@ -28,6 +28,7 @@ class Config:
     upstream_images: list[Obj] = field(default_factory=list)  # {repository, tag, reason}
     profiles: dict[str, Obj] = field(default_factory=dict)
     targets: dict[str, str] = field(default_factory=dict)  # kustomization path -> profile
+    manifests: list[str] = field(default_factory=list)  # plain manifest files, no kustomization
     security_exceptions: list[Obj] = field(default_factory=list)
     checkov_skips: list[Obj] = field(default_factory=list)
     allowed_kinds: dict[str, str] = field(default_factory=dict)  # kind -> reason
@@ -85,6 +86,7 @@ def load(scripts_dir: Path) -> Config:
     cfg.upstream_images = [as_dict(x) for x in as_list(c.get("upstream_images"))]
     cfg.profiles = {str(k): as_dict(v) for k, v in as_dict(c.get("profiles")).items()}
     cfg.targets = {str(k).rstrip("/"): str(v) for k, v in as_dict(c.get("targets")).items()}
+    cfg.manifests = [str(x) for x in as_list(c.get("manifests"))]
     cfg.security_exceptions = [as_dict(x) for x in as_list(c.get("security_exceptions"))]
     cfg.checkov_skips = [as_dict(x) for x in as_list(c.get("checkov_skips"))]
     cfg.allowed_kinds = {str(k): str(v) for k, v in as_dict(c.get("allowed_kinds")).items()}

@@ -1,7 +1,8 @@
 """bootstrap/up for real against stubbed kubectl/minikube/docker/git (tests/bootstrap/stubs/):
-the real run executes exactly what --dry-run prints, gVisor must be proven before images are
-loaded, an unreadable repository stops before anything is applied, a failed hook fails the run
-with the hooks' outcome, and a clone without an https origin still dry-runs."""
+the real run executes exactly what --dry-run prints (on minikube and with --context), gVisor
+must be proven before images are loaded and a gVisor that fails stops the run (no fallback), an
+unreadable repository stops before anything is applied, a failed sync stops the wait at once
+with Argo CD's message, and a clone without an https origin still dry-runs."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from needs import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,12 +28,18 @@ STUBBED = ("kubectl", "minikube", "docker", "git")
 IDEMPOTENCY_CHECKS = (
     ["minikube", "status"],
     ["docker", "info"],
-    ["kubectl", "--context", "event-pipeline", "get", "namespace"],
-    ["kubectl", "--context", "event-pipeline", "-n", "event-pipeline", "get", "secret"],
+    ["kubectl", "config", "get-contexts"],
+    ["kubectl", "get", "namespace"],  # kubectl's words after `--context NAME`
+    ["kubectl", "-n", "event-pipeline", "get", "secret"],
 )
 
 Call = dict[str, Any]
 PIPED = "<stdin from the previous command of a pipeline>"
+
+
+def git_overlay() -> str:
+    app = yaml.safe_load((ROOT / "apps" / "event-pipeline.yaml").read_text())
+    return str(app["spec"]["source"]["path"]).removeprefix("overlays/")
 
 
 def tools() -> dict[str, str]:
@@ -114,14 +122,47 @@ def acting(calls: list[Call]) -> list[Call]:
     out = []
     for c in calls:
         argv = c["argv"]
+        if argv[:2] == ["kubectl", "--context"]:
+            argv = argv[:1] + argv[3:]
         if any(argv[: len(q)] == q for q in IDEMPOTENCY_CHECKS):
             continue
         out.append(c)
     return out
 
 
-def test_real_run_executes_exactly_what_the_dry_run_prints(tmp_path: Path) -> None:
-    common = ("--overlay", "minikube", "--repo-url", FORK, "--revision", "main")
+def e2e_args(tmp_path: Path) -> tuple[str, ...]:
+    """What tests/e2e/deploy passes: its cluster's context, its Git server, CA and install file."""
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
+    install = tmp_path / "install.yaml"
+    install.write_text("# Argo CD's install.yaml, rendered by the e2e\n")
+    return (
+        "--context",
+        "e2e",
+        "--repo-url",
+        "https://10.10.0.2:8443/sandboxed-event-pipeline.git",
+        "--revision",
+        "e2e",
+        "--repo-ca",
+        str(ca),
+        "--argocd-install",
+        str(install),
+    )
+
+
+@pytest.mark.parametrize("cluster", ["minikube", "context"])
+def test_real_run_executes_exactly_what_the_dry_run_prints(tmp_path: Path, cluster: str) -> None:
+    if cluster == "minikube":
+        common: tuple[str, ...] = (
+            "--overlay",
+            "minikube",
+            "--repo-url",
+            FORK,
+            "--revision",
+            "main",
+        )
+    else:
+        common = e2e_args(tmp_path)
     dry, dry_stub_calls = up(tmp_path, "--dry-run", *common)
     assert dry.returncode == 0, dry.stderr
     assert dry_stub_calls == [], "the dry run ran a command"
@@ -150,34 +191,47 @@ def test_real_run_executes_exactly_what_the_dry_run_prints(tmp_path: Path) -> No
     ls_remote = [c for c in ran if "ls-remote" in c["argv"]]
     assert ls_remote and ls_remote[0]["git_terminal_prompt"] == "0"
     assert "credential.helper=" in ls_remote[0]["argv"]
+    if cluster == "context":
+        assert not [c for c in calls if c["argv"][0] in ("minikube", "docker")]
+        assert ls_remote[0]["git_ssl_cainfo"] == str(tmp_path / "ca.crt")
+        assert "Done: context 'e2e'" in real.stdout
 
 
-def test_gvisor_is_proven_before_images_load_else_falls_back(tmp_path: Path) -> None:
-    args = (
-        "--overlay",
-        "minikube",
-        "--repo-url",
-        FORK,
-        "--revision",
-        "main",
-        "--gvisor-timeout",
-        "0",
-    )
-    forced, calls = up(tmp_path, *args, "--force-gvisor", STUB_NO_RUNSC="1")
-    assert forced.returncode == 1
+@pytest.mark.parametrize("force", [False, True])
+def test_gvisor_is_proven_before_images_load_else_the_run_stops(
+    tmp_path: Path, force: bool
+) -> None:
+    """No fallback to another overlay than Git's: a gVisor that fails stops with what to do."""
+    args = ["--overlay", "minikube", "--repo-url", FORK, "--revision", "main"]
+    args += ["--gvisor-timeout", "0", *(["--force-gvisor"] if force else [])]
+    p, calls = up(tmp_path, *args, STUB_NO_RUNSC="1")
+    assert p.returncode == 1
     assert (
-        "gVisor is not usable: after 0s containerd on the node still has no runsc runtime "
-        "(--force-gvisor given)" in forced.stderr
+        "gVisor is not usable: after 0s containerd on the node still has no runsc runtime"
+        in p.stderr
     )
-    assert "sudo crictl info" in forced.stderr  # says how to look
+    assert "sudo crictl info" in p.stderr  # says how to look
+    assert "make overlay OVERLAY=no-gvisor" in p.stderr and "git push" in p.stderr
+    assert "FALLING BACK" not in p.stderr
     assert not [c for c in calls if c["argv"][1:3] == ["image", "load"]], "images loaded anyway"
-    assert not [c for c in calls if "apply" in c["argv"]]
-    fallback, calls = up(tmp_path, *args, STUB_NO_RUNSC="1")
-    assert fallback.returncode == 0, fallback.stderr
-    assert "FALLING BACK to overlay no-gvisor" in fallback.stderr
-    assert "Overlay: no-gvisor" in fallback.stdout or "overlay 'no-gvisor'" in fallback.stdout
-    applied = [c for c in calls if c["argv"][-3:] == ["apply", "-f", "-"]]
-    assert not any("runtimeClassName: gvisor" in (c["stdin"] or "") for c in applied)
+    assert not [c for c in calls if "apply" in c["argv"]], "applied something anyway"
+
+
+def test_context_without_runtimeclass_gvisor_stops_before_argo_cd(tmp_path: Path) -> None:
+    if git_overlay() != "minikube":
+        pytest.skip("apps/event-pipeline.yaml points at no-gvisor")
+    p, calls = up(tmp_path, *e2e_args(tmp_path), STUB_NO_RUNTIMECLASS="1")
+    assert p.returncode == 1
+    assert "has no RuntimeClass gvisor" in p.stderr
+    assert "make overlay OVERLAY=no-gvisor" in p.stderr
+    assert not [c for c in calls if "apply" in c["argv"] or "create" in c["argv"]]
+
+
+def test_unknown_context_stops_before_anything(tmp_path: Path) -> None:
+    p, calls = up(tmp_path, *e2e_args(tmp_path), STUB_NO_CONTEXT="1")
+    assert p.returncode == 1
+    assert "kubectl has no context 'e2e'" in p.stderr
+    assert acting(calls) == []
 
 
 @pytest.mark.parametrize(
@@ -211,6 +265,7 @@ def test_unreadable_repository_stops_before_anything_runs(
 
 
 def test_failed_hook_fails_the_run_and_shows_the_hooks(tmp_path: Path) -> None:
+    failure = "one or more synchronization tasks completed unsuccessfully\n"
     hooks = (
         "PostSync Job/isolation-demo/isolation-probe-a: Succeeded job completed\n"
         "PostSync Job/isolation-demo/isolation-probe-b: Failed BackoffLimitExceeded\n"
@@ -221,14 +276,62 @@ def test_failed_hook_fails_the_run_and_shows_the_hooks(tmp_path: Path) -> None:
         FORK,
         "--revision",
         "main",
-        "--overlay",
-        "no-gvisor",
-        STUB_APP_STATE_event_pipeline="Synced/Healthy/Failed",
+        STUB_APP_STATE_event_pipeline="Synced/Healthy/Failed/",
         STUB_HOOKS_event_pipeline=hooks,
+        STUB_APP_FAILURE_event_pipeline=failure,
     )
     assert p.returncode == 1
-    assert "the last sync of Application event-pipeline ended Failed" in p.stderr
+    assert "Application event-pipeline: its last sync ended Failed" in p.stderr
+    assert "| one or more synchronization tasks completed unsuccessfully" in p.stderr
     assert "event-pipeline: PostSync Job/isolation-demo/isolation-probe-b: Failed" in p.stderr
+
+
+def test_a_retry_after_a_failed_sync_stops_the_wait_at_once(tmp_path: Path) -> None:
+    """Argo CD retries a failed sync (retryCount > 0, a message): bootstrap stops at once with
+    Argo CD's message and the failed resources' ones, not after --timeout."""
+    message = (
+        'one or more objects failed to apply, reason: Service "postgres" is invalid. '
+        "Retrying attempt #1 at 2026-01-01T00:00:00Z."
+    )
+    p, calls = up(
+        tmp_path,
+        *e2e_args(tmp_path),
+        "--timeout",
+        "900",
+        STUB_APP_STATE_event_pipeline="OutOfSync/Missing/Running/1",
+        STUB_APP_MESSAGE_event_pipeline=message,
+        STUB_APP_FAILURE_event_pipeline=message
+        + '\nService/event-pipeline/postgres: Service "postgres" is invalid: spec.ports\n',
+    )
+    assert p.returncode == 1
+    assert "Application event-pipeline: its sync failed and Argo CD is retrying it (attempt 1)" in (
+        p.stderr
+    )
+    assert f"| {message}" in p.stderr
+    assert '| Service/event-pipeline/postgres: Service "postgres" is invalid' in p.stderr
+    polls = [c for c in calls if "jsonpath={.status.sync.status}" in " ".join(c["argv"])]
+    assert len(polls) == 3, "waited for another round"
+
+
+def test_a_retry_for_missing_argo_workflows_crds_is_waited_for(tmp_path: Path) -> None:
+    """event-pipeline's first sync may come before argo-workflows has installed its CRDs."""
+    message = (
+        'resource mapping not found for name: "event-pipeline": no matches for kind '
+        '"WorkflowTemplate" in version "argoproj.io/v1alpha1"\nensure CRDs are installed first. '
+        "Retrying attempt #1 at 2026-01-01T00:00:00Z."
+    )
+    p, _ = up(
+        tmp_path,
+        *e2e_args(tmp_path),
+        "--timeout",
+        "0",
+        STUB_APP_STATE_argo_workflows="OutOfSync/Progressing/Running/",
+        STUB_APP_STATE_event_pipeline="OutOfSync/Missing/Running/1",
+        STUB_APP_MESSAGE_event_pipeline=message,
+    )
+    assert p.returncode == 1
+    assert "event-pipeline retries until argo-workflows has installed" in p.stderr
+    assert "not Synced, Healthy and Succeeded after 0s" in p.stderr
 
 
 def test_successful_run_prints_the_hooks_outcome(tmp_path: Path) -> None:
@@ -239,8 +342,6 @@ def test_successful_run_prints_the_hooks_outcome(tmp_path: Path) -> None:
         FORK,
         "--revision",
         "main",
-        "--overlay",
-        "no-gvisor",
         STUB_HOOKS_event_pipeline=hooks,
     )
     assert p.returncode == 0, p.stderr
