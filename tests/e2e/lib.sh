@@ -21,9 +21,16 @@ E2E_SERVICE_CIDR="${E2E_SERVICE_CIDR:-10.96.0.0/16}"
 E2E_API_SERVICE_IP="${E2E_API_SERVICE_IP:-10.96.0.1}"
 E2E_DNS_IP="${E2E_DNS_IP:-10.96.0.10}"
 E2E_KUBECONFIG="$E2E_STATE/kubeconfig"
+# The node's OCI registry (tests/e2e/start): every image that is not the harness's own
+# (esp.local/...) is pushed there as E2E_REGISTRY/<upstream host>/<path>:<tag>, and containerd
+# pulls it under its upstream name through one hosts.toml per upstream host (cluster/configs).
+E2E_REGISTRY="${E2E_REGISTRY:-$E2E_NODE_IP:5000}"
+E2E_REGISTRY_UPSTREAMS="${E2E_REGISTRY_UPSTREAMS:-quay.io ghcr.io docker.io public.ecr.aws registry.k8s.io}"
+# The registry's CA alone (skopeo reads every *.crt of a cert dir and wants a *.cert per *.key).
+E2E_REGISTRY_TRUST="$E2E_STATE/certs/registry-trust"
 # Host state snapshot taken by start before anything is created; compared after start and stop.
 E2E_HOST_BEFORE="${E2E_HOST_BEFORE:-${TMPDIR:-/tmp}/esp-e2e-host-before.txt}"
-export E2E_DIR E2E_CACHE E2E_STATE E2E_DATA E2E_NETNS E2E_KUBECONFIG
+export E2E_DIR E2E_CACHE E2E_STATE E2E_DATA E2E_NETNS E2E_KUBECONFIG E2E_REGISTRY
 
 e2e_log() { printf '%s e2e: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 e2e_die() { printf '%s e2e: ERROR: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; exit 1; }
@@ -167,4 +174,75 @@ e2e_dump_logs() {
     printf '\n===== %s (last %s lines) =====\n' "$f" "$lines" >&2
     tail -n "$lines" "$f" >&2
   done
+}
+
+# e2e_registry_ref REF: where the e2e registry keeps the upstream image REF, by the path prefix
+# its hosts.toml gives the upstream host (quay.io/argoproj/argocd:v3.6.2 ->
+# E2E_REGISTRY/quay.io/argoproj/argocd:v3.6.2). Docker Hub's short names are spelled out as
+# containerd spells them (postgres:17 -> E2E_REGISTRY/docker.io/library/postgres:17), an untagged
+# ref is :latest. Fails for a host no hosts.toml routes and for a ref by digest (a push from an
+# archive makes a manifest of its own, with another digest).
+e2e_registry_ref() {
+  local ref="$1" host="" path="$1"
+  if [[ $ref == */* ]]; then
+    host="${ref%%/*}"
+    path="${ref#*/}"
+  fi
+  if [[ -z $host || ($host != *.* && $host != *:* && $host != localhost) ]]; then
+    host=docker.io path="$ref"
+  fi
+  [[ $host == docker.io && $path != */* ]] && path="library/$path"
+  if [[ $path == *@* ]]; then
+    echo "e2e_registry_ref: $ref is a reference by digest; push it by tag" >&2
+    return 1
+  fi
+  [[ ${path##*/} == *:* ]] || path="$path:latest"
+  if [[ " $E2E_REGISTRY_UPSTREAMS " != *" $host "* ]]; then
+    echo "e2e_registry_ref: no hosts.toml routes $host (of $ref) to the registry; routed: $E2E_REGISTRY_UPSTREAMS" >&2
+    return 1
+  fi
+  printf '%s/%s/%s\n' "$E2E_REGISTRY" "$host" "$path"
+}
+
+# e2e_registry_hosts_toml UPSTREAM CA: containerd's hosts.toml (docs/hosts.md of containerd v2.1)
+# for the registry host namespace UPSTREAM: the e2e registry, trusted through CA, is the server,
+# its API root /v2/UPSTREAM (override_path: the prefix is part of every repository name there).
+# It is the `server`, not a `[host]` entry: a host entry would be tried first and UPSTREAM itself
+# after it, so an image missing here would be looked for on the internet.
+e2e_registry_hosts_toml() {
+  cat <<TOML
+# Pulls of $1/... go to the e2e registry, repositories $1/... (tests/e2e/cluster/configs).
+server = "https://$E2E_REGISTRY/v2/$1"
+override_path = true
+capabilities = ["pull", "resolve"]
+ca = "$2"
+TOML
+}
+
+# e2e_push_images: push every image of IMAGES_LIST (build.env) that is not the harness's own
+# (esp.local/..., imported by start) to the registry, as e2e_registry_ref names it, with skopeo
+# inside the namespaces. A push is skipped when the registry already has that tag with the same
+# image config (the archive's image ID): on a kept cluster a second call uploads only what was
+# rebuilt. Prints one line per image.
+e2e_push_images() {
+  local ref tar dest want have
+  local skopeo=(skopeo --policy "$E2E_STATE/config/registry-policy.json")
+  while read -r ref tar; do
+    [[ -n $ref && $ref != \#* && $ref != esp.local/* ]] || continue
+    dest="$(e2e_registry_ref "$ref")" || return 1
+    want="$("${skopeo[@]}" inspect --config --raw "docker-archive:$tar" | sha256sum)" \
+      || { echo "cannot read the image config in $tar ($ref)" >&2; return 1; }
+    want="${want%% *}"
+    # Not there yet: skopeo fails ("manifest unknown").
+    have="$(e2e_in_ns "${skopeo[@]}" inspect --cert-dir "$E2E_REGISTRY_TRUST" --config --raw "docker://$dest" \
+      2>/dev/null | sha256sum)" || have=none
+    have="${have%% *}"
+    if [[ $have == "$want" ]]; then
+      echo "$ref: already in the registry as $dest (config sha256:$want)"
+      continue
+    fi
+    e2e_in_ns "${skopeo[@]}" copy --quiet --dest-cert-dir "$E2E_REGISTRY_TRUST" \
+      "docker-archive:$tar" "docker://$dest" || { echo "push of $tar ($ref) to $dest failed" >&2; return 1; }
+    echo "$ref: pushed as $dest (config sha256:$want)"
+  done <"$IMAGES_LIST"
 }

@@ -1,5 +1,5 @@
-// Wrapper module: builds Argo Workflows' workflow-controller and argoexec. v4.1.2 is not served by
-// the Go module proxy; v4.0.5 is the nearest served v4 release.
+// Wrapper module: builds Argo Workflows' workflow-controller and argoexec at v4.0.5, the newest v4
+// the Go module proxy serves and the release infrastructure/argo-workflows deploys.
 module esp.local/e2e/argo-workflows
 
 go 1.26.0
