@@ -10,7 +10,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from e2elib import argocd, fallback, independent, workflows
+from e2elib import argocd, independent, webhook, workflows
 from needs import local_postgres
 
 BIN = Path(sys.executable).parent
@@ -83,17 +83,51 @@ def test_independent_totals_agree_with_the_aggregator(tmp_path: Path) -> None:
     assert stored == dict(expected)
 
 
-def test_fallback_orders_by_wave_then_argo_cd_kind_order() -> None:
-    def obj(kind: str, name: str, wave: str | None = None) -> dict[str, Any]:
-        ann = {"argocd.argoproj.io/sync-wave": wave} if wave is not None else {}
-        return {"kind": kind, "metadata": {"name": name, "annotations": ann}}
+def _failing_app(
+    phase: str, retries: int = 0, revision: str = "abc", **extra: Any
+) -> dict[str, Any]:
+    failed = {"kind": "NetworkPolicy", "name": "np", "status": "SyncFailed",
+              "message": "not permitted in project"}  # fmt: skip
+    op = {"phase": phase, "retryCount": retries, "message": "one or more objects failed",
+          "operation": {"sync": {"revision": revision}},
+          "syncResult": {"resources": [failed]}}  # fmt: skip
+    return {"status": {"operationState": op, **extra}}
 
-    objs = [obj("StatefulSet", "pg"), obj("Service", "pg"), obj("Namespace", "ns", "-2"),
-            obj("CronWorkflow", "cron", "3"), obj("NetworkPolicy", "np", "-1"),
-            obj("Secret", "s", "1")]  # fmt: skip
-    order = [o["metadata"]["name"] for o in sorted(objs, key=fallback.order_key)]
-    assert order == ["ns", "np", "pg", "pg", "s", "cron"]
-    assert [o["kind"] for o in sorted(objs, key=fallback.order_key)][2:4] == [
-        "Service",
-        "StatefulSet",
-    ]
+
+def test_a_failed_sync_is_reported_with_argo_cds_message() -> None:
+    why = argocd.failure(_failing_app("Failed"))
+    assert why is not None and "NetworkPolicy/np: not permitted in project" in why
+    # Retrying after two failed attempts is a failure too; one may be a transient.
+    assert argocd.failure(_failing_app("Running", retries=2)) is not None
+    assert argocd.failure(_failing_app("Running", retries=1)) is None
+    assert argocd.failure(_failing_app("Succeeded")) is None
+    # A failure of another revision (the last break) is not the awaited sync's.
+    assert argocd.failure(_failing_app("Failed", revision="old"), revision="new") is None
+    assert argocd.failure(_failing_app("Failed", revision="new"), revision="new") is not None
+
+
+def test_webhook_payload_is_githubs_push_event(tmp_path: Path) -> None:
+    work, bare = tmp_path / "work", tmp_path / "bare.git"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q", "-b", "e2e", str(work)], check=True)
+    (work / "a.yaml").write_text("a: 1\n")
+    subprocess.run([*git, "add", "-A"], cwd=work, check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], cwd=work, check=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
+    first = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, text=True,
+                           capture_output=True, check=True).stdout.strip()  # fmt: skip
+    (work / "b.yaml").write_text("b: 1\n")
+    subprocess.run([*git, "add", "-A"], cwd=work, check=True)
+    subprocess.run([*git, "commit", "-qm", "two"], cwd=work, check=True)
+    subprocess.run(["git", "push", "-q", str(bare), "e2e"], cwd=work, check=True)
+    second = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, text=True,
+                            capture_output=True, check=True).stdout.strip()  # fmt: skip
+    body = webhook.payload(bare, first, second, "refs/heads/e2e", "https://h:8443/r")
+    assert body["ref"] == "refs/heads/e2e" and body["after"] == second
+    assert body["repository"] == {"html_url": "https://h:8443/r", "default_branch": "e2e"}
+    assert body["commits"][0]["modified"] == ["b.yaml"]
+    # A new branch: every file counts as changed.
+    new = webhook.payload(bare, webhook.ZERO, second, "refs/heads/e2e", "https://h:8443/r")
+    assert sorted(new["commits"][0]["modified"]) == ["a.yaml", "b.yaml"]
+    # No webhook configured: nothing is sent.
+    assert webhook.deliver(bare, [f"{first} {second} refs/heads/e2e"]) == []

@@ -1,9 +1,12 @@
 """Wait until Argo CD reports every Application Synced, Healthy and its last sync Succeeded.
 
-    python3 -m e2elib.argocd wait [--timeout 900] [--app NAME ...]
+    python3 -m e2elib.argocd wait [--timeout 900] [--app NAME ...] [--revision SHA]
 
 "Succeeded" covers hooks: the last operation's phase is Succeeded and every hook it ran
-(PostSync Jobs of the isolation demo) reports hookPhase Succeeded.
+(PostSync Jobs of the isolation demo) reports hookPhase Succeeded. A sync of the awaited
+revision that failed (phase Failed/Error, or failed twice and now retrying) ends the wait at once
+with Argo CD's own message: retries are for what settles by itself (CRDs still arriving), and a
+wrong manifest fails the same way every time.
 """
 
 from __future__ import annotations
@@ -16,6 +19,12 @@ from typing import Any
 from . import kube
 
 APPS = ("root", "argo-workflows", "event-pipeline")
+# Attempts of one sync that must fail before the wait reports it (one may be a transient).
+FAILED_ATTEMPTS = 2
+
+
+class SyncFailed(kube.KubeError):
+    """Argo CD reported a failed sync; the message is its own."""
 
 
 def state(app: dict[str, Any]) -> tuple[bool, str]:
@@ -40,6 +49,28 @@ def state(app: dict[str, Any]) -> tuple[bool, str]:
     return done, desc
 
 
+def failure(app: dict[str, Any], revision: str | None = None) -> str | None:
+    """Argo CD's message when the current sync (of revision, if given) has failed."""
+    op = (app.get("status") or {}).get("operationState") or {}
+    synced = str((((op.get("operation") or {}).get("sync") or {}).get("revision")) or "")
+    if revision and synced and synced != revision:
+        return None
+    phase, retries = op.get("phase"), int(op.get("retryCount") or 0)
+    if phase in ("Failed", "Error") or (phase == "Running" and retries >= FAILED_ATTEMPTS):
+        failed = [
+            f"{r.get('kind')}/{r.get('name')}: {r.get('message')}"
+            for r in (op.get("syncResult") or {}).get("resources") or []
+            if r.get("status") in ("SyncFailed",) or r.get("hookPhase") in ("Failed", "Error")
+        ]
+        conditions = [
+            c.get("message", "")
+            for c in (app.get("status") or {}).get("conditions") or []
+            if c.get("type", "").endswith("Error")
+        ]
+        return "; ".join([str(op.get("message") or phase), *failed, *conditions])[:1500]
+    return None
+
+
 def hook_results(app: dict[str, Any]) -> list[dict[str, Any]]:
     op = (app.get("status") or {}).get("operationState") or {}
     return [
@@ -49,10 +80,14 @@ def hook_results(app: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def wait(apps: tuple[str, ...], timeout: float, revision: str | None = None) -> dict[str, str]:
-    """Block until every app is done (at revision, if given); returns their last states."""
+def wait(
+    apps: tuple[str, ...], timeout: float, revision: str | None = None, quiet: bool = False
+) -> dict[str, str]:
+    """Block until every app is done (at revision, if given); returns their last states.
+    Prints each poll unless quiet (then only a change of state)."""
     deadline = time.monotonic() + timeout
     last: dict[str, str] = {}
+    printed = ""
     while True:
         all_done = True
         for name in apps:
@@ -62,17 +97,24 @@ def wait(apps: tuple[str, ...], timeout: float, revision: str | None = None) -> 
                 rev = str(((app.get("status") or {}).get("sync") or {}).get("revision", ""))
                 if revision and rev != revision:
                     done, desc = False, f"{desc} (waiting for revision {revision[:8]})"
+                why = failure(app, revision)
+                if why and not done:
+                    raise SyncFailed(f"Application {name}: sync failed: {why}")
+            except SyncFailed:
+                raise
             except kube.KubeError as exc:
                 done, desc = False, f"absent ({str(exc)[-120:]})"
             all_done &= done
             last[name] = desc
-        print(time.strftime("%H:%M:%S ") + "  ".join(f"{n}: {d}" for n, d in last.items()))
-        sys.stdout.flush()
+        line = "  ".join(f"{n}: {d}" for n, d in last.items())
+        if not quiet or line != printed:
+            print(time.strftime("%H:%M:%S ") + line, flush=True)
+            printed = line
         if all_done:
             return last
         if time.monotonic() >= deadline:
             raise kube.KubeError(f"Applications not Synced/Healthy/Succeeded after {timeout:.0f}s")
-        time.sleep(10)
+        time.sleep(3)
 
 
 def main(argv: list[str] | None = None) -> int:

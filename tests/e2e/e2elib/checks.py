@@ -7,11 +7,11 @@ never counted as passed.
 from __future__ import annotations
 
 import concurrent.futures
+import datetime
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from collections import Counter
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import argocd, fallback, independent, kube, netprobe, pglock, report, workflows
+from . import argocd, gitops, independent, kube, netprobe, pglock, report, workflows
 
 PIPELINE_NS = "event-pipeline"
 DEMO_NS = "isolation-demo"
@@ -135,38 +135,60 @@ def check_shards(s: Session) -> report.Row:
                       details=details)  # fmt: skip
 
 
-def simulated() -> bool:
-    return fallback.RESULT.is_file() and not os.environ.get("ARGOCD_IMAGE")
-
-
-def _fallback_result() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(fallback.RESULT.read_text())
-    return data
+def _ts(value: str | None) -> float | None:
+    """An RFC 3339 timestamp of Argo CD's status as epoch seconds."""
+    if not value:
+        return None
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def check_sync(s: Session) -> report.Row:
-    if simulated():
-        res = _fallback_result()
-        apps = {n: f"{a['phase']} ({a['objects']} objects)" for n, a in res["apps"].items()}
-        hooks = [h for a in res["apps"].values() for h in a["hooks"]]
-        ok = all(a["phase"] == "Succeeded" for a in res["apps"].values()) and bool(hooks)
-        return report.Row("", "passed" if ok else "failed",
-                          f"SIMULATED sync (no Argo CD) at {res['revision'][:8]}: "
-                          + "; ".join(f"{n} {d}" for n, d in apps.items())
-                          + "; hooks: " + ", ".join(f"{h['name']} {h['hookPhase']}" for h in hooks),
-                          details=res)  # fmt: skip
-    states, hooks = {}, []
-    for name in argocd.APPS:
-        app = kube.get("-n", "argocd", "application", name)
+    """Sync from empty, as Argo CD recorded it: each Application's first deployment (history)
+    in wave order, its last operation (hooks included) Succeeded."""
+    apps = {n: kube.get("-n", "argocd", "application", n) for n in argocd.APPS}
+    created = _ts(apps["root"]["metadata"]["creationTimestamp"])
+    states, firsts = {}, {}
+    for name, app in apps.items():
         done, desc = argocd.state(app)
         states[name] = desc if done else f"NOT DONE {desc}"
-        if name == "event-pipeline":
-            hooks = argocd.hook_results(app)
+        history = (app.get("status") or {}).get("history") or []
+        if history:
+            firsts[name] = (
+                _ts(history[0].get("deployStartedAt")),
+                _ts(history[0].get("deployedAt")),
+            )
+    hooks = argocd.hook_results(apps["event-pipeline"])
     ok = all(not d.startswith("NOT") for d in states.values()) and bool(hooks)
+    order = ""
+    if created and set(firsts) == set(argocd.APPS):
+        aw_done, ep_start = firsts["argo-workflows"][1], firsts["event-pipeline"][0]
+        in_order = bool(aw_done and ep_start and ep_start >= aw_done)
+        ok &= in_order
+        order = (
+            "first syncs from root applied: "
+            + ", ".join(
+                f"{n} +{(b or created) - created:.0f}..+{(e or created) - created:.0f}s"
+                for n, (b, e) in firsts.items()
+            )
+            + (
+                " (event-pipeline started after argo-workflows was deployed)"
+                if in_order
+                else " (NOT in wave order: event-pipeline began before argo-workflows was done)"
+            )
+        )
+    else:
+        ok = False
+        order = f"no first-sync history for {sorted(set(argocd.APPS) - set(firsts))}"
     hook_line = ", ".join(f"{h['name']} {h['hookPhase']}" for h in hooks)
-    summary = "; ".join(f"{n} {d}" for n, d in states.items()) + f"; hooks: {hook_line}"
-    return report.Row("", "passed" if ok else "failed", summary,
-                      details={"apps": states, "hooks": hooks})  # fmt: skip
+    summary = (
+        f"{order}; " + "; ".join(f"{n} {d}" for n, d in states.items()) + f"; hooks: {hook_line}"
+    )
+    return report.Row(
+        "",
+        "passed" if ok else "failed",
+        summary,
+        details={"apps": states, "hooks": hooks, "first_syncs": firsts},
+    )
 
 
 def check_cron(s: Session) -> report.Row:
@@ -280,10 +302,7 @@ def check_isolation(s: Session, overlay: str) -> report.Row:
 
 
 def check_hooks(s: Session) -> report.Row:
-    if simulated():
-        hooks = list(_fallback_result()["apps"]["event-pipeline"]["hooks"])
-    else:
-        hooks = argocd.hook_results(kube.get("-n", "argocd", "application", "event-pipeline"))
+    hooks = argocd.hook_results(kube.get("-n", "argocd", "application", "event-pipeline"))
     log = kube.kubectl("-n", DEMO_NS, "logs", "job/isolation-verify", check=False)
     ok = bool(hooks) and all(h["hookPhase"] == "Succeeded" for h in hooks)
     return report.Row("", "passed" if ok else "failed",
@@ -456,44 +475,140 @@ def check_price_ratio(s: Session) -> report.Row:
     return report.Row("", "passed", "; ".join(parts), details={"runsc": g, "runc": r})
 
 
-def switch_overlay(s: Session, overlay: str) -> str:
-    """Commit `scripts/switch-overlay OVERLAY` to the served repository; wait for the sync."""
-    bare = STATE / "git" / "sandboxed-event-pipeline.git"
-    with tempfile.TemporaryDirectory(prefix="esp-e2e-switch-") as tmp:
-        git = ["git", "-c", "user.name=esp-e2e", "-c", "user.email=esp-e2e@localhost"]
-        subprocess.run([*git, "clone", "-q", "-b", "e2e", str(bare), tmp], check=True, timeout=120)
-        subprocess.run([str(Path(tmp) / "scripts" / "switch-overlay"), overlay], cwd=tmp,
-                       check=True, capture_output=True, timeout=60)  # fmt: skip
-        subprocess.run([*git, "commit", "-qam", f"Switch to {overlay}"], cwd=tmp, check=True)
-        subprocess.run([*git, "push", "-q", "origin", "HEAD:e2e"], cwd=tmp, check=True)
-        rev = subprocess.run([*git, "rev-parse", "HEAD"], cwd=tmp, check=True, text=True,
-                             capture_output=True).stdout.strip()  # fmt: skip
-    if simulated():
-        node_ip = os.environ.get("E2E_NODE_IP", "10.250.0.2")
-        url = f"https://{node_ip}:8443/sandboxed-event-pipeline.git"
-        res = fallback.sync(url, "e2e", str(STATE / "certs" / "git" / "ca.crt"))
-        if res["revision"] != rev or any(a["phase"] != "Succeeded" for a in res["apps"].values()):
-            raise kube.KubeError(f"simulated sync of {rev[:8]} did not succeed: {res['apps']}")
-        return rev
-    for app in argocd.APPS:
-        kube.kubectl("-n", "argocd", "annotate", "application", app,
-                     "argocd.argoproj.io/refresh=normal", "--overwrite")  # fmt: skip
-    argocd.wait(argocd.APPS, 900, rev)
-    return rev
+def _schedules() -> list[str]:
+    return list(kube.get("-n", PIPELINE_NS, "cronworkflow", "event-pipeline")["spec"]["schedules"])
+
+
+def _push_schedule(old: str, new: str) -> tuple[str, float, float]:
+    """Push a commit that changes the overlay's schedule patch from old to new; seconds from the
+    push to the CronWorkflow showing it, and to every Application Synced/Healthy at the commit
+    (its PostSync hooks included)."""
+    patch = "overlays/minikube/patches/cron-every-2-minutes.yaml"
+    rev, pushed = gitops.push(
+        STATE, f"e2e: pipeline schedule {new}", lambda t: gitops.replace_in(t / patch, old, new)
+    )
+    gitops.wait_until(f"schedules [{new!r}] in the cluster", 300, lambda: _schedules() == [new])
+    applied = time.time() - pushed
+    argocd.wait(argocd.APPS, gitops.SYNC_TIMEOUT, rev, quiet=True)
+    return rev, applied, time.time() - pushed
+
+
+def check_push_deploy(s: Session) -> report.Row:
+    """A commit that changes the CronWorkflow's schedule reaches the cluster through Argo CD
+    alone; a second one puts it back."""
+    before = _schedules()
+    rev, applied, synced = _push_schedule("*/2 * * * *", "*/3 * * * *")
+    back, applied_back, synced_back = _push_schedule("*/3 * * * *", "*/2 * * * *")
+    ok = before == ["*/2 * * * *"]
+    return report.Row(
+        "",
+        "passed" if ok else "failed",
+        f"push {rev[:8]} (*/2 -> */3): in the cluster after {applied:.1f}s, all Synced/Healthy "
+        f"(hooks included) after {synced:.1f}s; push {back[:8]} (back): {applied_back:.1f}s / "
+        f"{synced_back:.1f}s; webhook: {gitops.webhook_line(STATE, rev)}",
+        details={"seconds": [applied, synced, applied_back, synced_back]},
+    )
+
+
+def check_self_heal(s: Session) -> report.Row:
+    """A managed object deleted and another edited by hand come back as Git says."""
+    np_name = "default-deny"
+    uid = kube.get("-n", PIPELINE_NS, "networkpolicy", np_name)["metadata"]["uid"]
+    kube.kubectl("-n", PIPELINE_NS, "delete", "networkpolicy", np_name, "--wait=true")
+
+    def recreated() -> bool:
+        obj = kube.get("-n", PIPELINE_NS, "networkpolicy", np_name)
+        return bool(obj["metadata"]["uid"] != uid)
+
+    deleted_back = gitops.wait_until(f"NetworkPolicy {np_name} to be recreated", 300, recreated)
+    # A field Git sets (the schedule); one Git leaves unset (spec.suspend) is not Argo CD's to
+    # revert: its diff compares what Git says.
+    git_value = _schedules()
+    edit = '{"spec":{"schedules":["*/7 * * * *"]}}'
+    kube.kubectl(
+        "-n", PIPELINE_NS, "patch", "cronworkflow", "event-pipeline", "--type=merge", "-p", edit
+    )
+    edited_back = gitops.wait_until(
+        "the CronWorkflow's schedule edit to be reverted", 300, lambda: _schedules() == git_value
+    )
+    argocd.wait(argocd.APPS, gitops.SYNC_TIMEOUT, quiet=True)
+    return report.Row(
+        "",
+        "passed",
+        f"NetworkPolicy {np_name} deleted -> recreated by Argo CD in {deleted_back:.1f}s; "
+        f"CronWorkflow schedules set to ['*/7 * * * *'] by hand -> {git_value} again in "
+        f"{edited_back:.1f}s; all Applications Synced/Healthy again",
+    )
+
+
+PRUNE_SA = "e2e-prune-probe"
+
+
+def _add_prune_probe(tree: Path) -> None:
+    (tree / "overlays/minikube" / f"{PRUNE_SA}.yaml").write_text(
+        f"apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {PRUNE_SA}\n"
+        f"  namespace: {PIPELINE_NS}\nautomountServiceAccountToken: false\n"
+    )
+    gitops.replace_in(
+        tree / "overlays/minikube/kustomization.yaml",
+        "  - ../../base\n",
+        f"  - ../../base\n  - {PRUNE_SA}.yaml\n",
+    )
+
+
+def _sa_exists() -> bool:
+    out = kube.kubectl(
+        "-n", PIPELINE_NS, "get", "serviceaccount", PRUNE_SA, "--ignore-not-found", "-o", "name"
+    )
+    return bool(out.strip())
+
+
+def check_prune(s: Session) -> report.Row:
+    """An object removed from Git disappears from the cluster."""
+    added, took_add = gitops.push_and_wait(
+        STATE, f"e2e: add ServiceAccount {PRUNE_SA}", _add_prune_probe
+    )
+    existed = _sa_exists()
+
+    def remove(tree: Path) -> None:
+        (tree / "overlays/minikube" / f"{PRUNE_SA}.yaml").unlink()
+        gitops.replace_in(
+            tree / "overlays/minikube/kustomization.yaml", f"  - {PRUNE_SA}.yaml\n", ""
+        )
+
+    removed, took_rm = gitops.push_and_wait(STATE, f"e2e: remove ServiceAccount {PRUNE_SA}", remove)
+    gone = not _sa_exists()
+    return report.Row(
+        "",
+        "passed" if existed and gone else "failed",
+        f"push {added[:8]} (+ServiceAccount {PRUNE_SA}) -> created: {existed} in {took_add:.1f}s; "
+        f"push {removed[:8]} (file removed from Git) -> pruned: {gone} in {took_rm:.1f}s",
+    )
 
 
 def check_switch(s: Session) -> report.Row:
-    rev = switch_overlay(s, "no-gvisor")
-    if simulated():
-        path = "overlays/no-gvisor (simulated sync of the switched commit)"
-    else:
-        path = kube.get("-n", "argocd", "application", "event-pipeline")["spec"]["source"]["path"]
+    """`scripts/switch-overlay no-gvisor`, committed and pushed: Argo CD alone deploys it."""
+
+    def switch(tree: Path) -> None:
+        subprocess.run(
+            [str(tree / "scripts" / "switch-overlay"), "no-gvisor"],
+            cwd=tree,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    rev, took = gitops.push_and_wait(STATE, "Switch to no-gvisor", switch)
+    path = kube.get("-n", "argocd", "application", "event-pipeline")["spec"]["source"]["path"]
     wt = kube.get("-n", PIPELINE_NS, "workflowtemplate", "event-pipeline")
     patch = wt["spec"].get("podSpecPatch")
-    ok = path.startswith("overlays/no-gvisor") and not patch
-    return report.Row("", "passed" if ok else "failed",
-                      f"served commit {rev[:8]} synced: event-pipeline path {path}, "
-                      f"WorkflowTemplate podSpecPatch {patch!r}")  # fmt: skip
+    ok = path == "overlays/no-gvisor" and not patch
+    return report.Row(
+        "",
+        "passed" if ok else "failed",
+        f"push {rev[:8]} -> Synced/Healthy in {took:.1f}s: event-pipeline path {path}, "
+        f"WorkflowTemplate podSpecPatch {patch!r}",
+    )
 
 
 def _submitted_size(batch: str, count: int, users: int) -> tuple[int, int]:
@@ -524,7 +639,7 @@ def check_user_totals(s: Session) -> report.Row:
 
 Check = tuple[str, Callable[[Session], report.Row], tuple[str, ...]]
 CHECKS: list[Check] = [
-    ("argocd sync (hooks included)", check_sync, ()),
+    ("Argo CD sync from empty (waves, hooks)", check_sync, ()),
     ("pipeline, overlays/minikube (gVisor)", lambda s: pipeline(s, "minikube"), ()),
     (f"pipeline, {SHARDS} shards + one commit (gVisor)", check_shards, ()),
     # Right after the runs: their pods are kept 10 minutes (podGC deleteDelayDuration).
@@ -533,6 +648,9 @@ CHECKS: list[Check] = [
     ("isolation demo PostSync hook Jobs", check_hooks, ()),
     ("NetworkPolicies, both ways", check_network_policies, ()),
     ("CronWorkflow fires on schedule", check_cron, ()),
+    ("git push to deploy (webhook)", check_push_deploy, ()),
+    ("self-heal: deleted and edited objects", check_self_heal, ()),
+    ("prune: object removed from Git", check_prune, ()),
     ("fault: aggregate pod deleted mid-load", check_fault_aggregate, ()),
     ("fault: PostgreSQL restarted mid-load", check_fault_postgres, ()),
     ("price: 1M events under runsc", lambda s: check_price(s, "minikube"), ()),

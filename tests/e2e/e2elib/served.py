@@ -1,12 +1,10 @@
 """The repository the harness's Git server serves: this checkout plus one harness commit.
 
-The harness commit changes exactly what a cluster without internet and registries needs, and
-nothing else (tests/e2e/test_harness_kustomization.py proves it object by object):
-
-- infrastructure/argo-workflows takes the pinned Argo Workflows release file from
-  tests/e2e/harness/release/ (the same bytes, copied in) instead of github.com;
-- infrastructure/argo-workflows and every overlay include the Component tests/e2e/harness/,
-  which only renames images to the locally built ones.
+The harness commit changes one thing, which a cluster without internet needs: Argo CD's
+repo-server cannot download the pinned Argo Workflows release file from github.com, so
+infrastructure/argo-workflows takes the same bytes from tests/e2e/harness/release/ instead.
+Images keep their upstream names (the harness registry serves them), so every Application
+renders byte for byte what a user's Argo CD renders (tests/e2e/test_harness_kustomization.py).
 
 `--break NAME` adds one more commit with a deliberate mistake (BREAKS), to prove that
 `make e2e` fails on it.
@@ -36,10 +34,10 @@ HARNESS_DIR = "tests/e2e/harness"
 RELEASE_DIR = f"{HARNESS_DIR}/release"
 RELEASE_FILE = "quick-start-minimal.yaml"
 QUICK_START_URL = (
-    "https://github.com/argoproj/argo-workflows/releases/download/v4.1.2/quick-start-minimal.yaml"
+    "https://github.com/argoproj/argo-workflows/releases/download/v4.0.5/quick-start-minimal.yaml"
 )
 ARGOCD_INSTALL_URL = (
-    "https://raw.githubusercontent.com/argoproj/argo-cd/v3.5.1/manifests/install.yaml"
+    "https://raw.githubusercontent.com/argoproj/argo-cd/v3.6.2/manifests/install.yaml"
 )
 ARGO_WORKFLOWS_APP = "infrastructure/argo-workflows"
 AUTHOR = ["-c", "user.name=esp-e2e", "-c", "user.email=esp-e2e@localhost"]
@@ -65,7 +63,7 @@ def _dump(path: Path, data: dict[str, Any]) -> None:
 
 
 def prepare(tree: Path) -> list[str]:
-    """Apply the harness changes to a copy of the repository; returns what changed."""
+    """Apply the harness change to a copy of the repository; returns what changed."""
     changes = []
     release = tree / RELEASE_DIR
     shutil.copyfile(upstream.local_path(upstream.PINNED[QUICK_START_URL]), release / RELEASE_FILE)
@@ -80,32 +78,17 @@ def prepare(tree: Path) -> list[str]:
                     raise ValueError(f"{rel}: no local copy for remote resource {ref}")
                 resources[i] = os.path.relpath(release, tree / rel)
                 changes.append(f"{rel}: resource {ref} -> {resources[i]}")
-        if resources:
+        if resources != [str(r) for r in data.get("resources") or []]:
             data["resources"] = resources
-        component = os.path.relpath(tree / HARNESS_DIR, tree / rel)
-        data["components"] = [*(data.get("components") or []), component]
-        changes.append(f"{rel}: + component {component}")
-        _dump(kfile, data)
+            _dump(kfile, data)
     return changes
 
 
-def argocd_install(workdir: Path, harness: Path = REPO_ROOT / HARNESS_DIR) -> Path:
-    """A kustomization of the pinned Argo CD install.yaml with the harness Component."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(
-        upstream.local_path(upstream.PINNED[ARGOCD_INSTALL_URL]), workdir / "install.yaml"
-    )
-    component = os.path.relpath(harness, workdir)
-    _dump(
-        workdir / "kustomization.yaml",
-        {
-            "apiVersion": "kustomize.config.k8s.io/v1beta1",
-            "kind": "Kustomization",
-            "resources": ["install.yaml"],
-            "components": [component],
-        },
-    )
-    return workdir
+def argocd_install(out: Path) -> Path:
+    """The pinned Argo CD install.yaml, byte for byte (no pod here reaches GitHub)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(upstream.local_path(upstream.PINNED[ARGOCD_INSTALL_URL]), out)
+    return out
 
 
 def _templates(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -145,7 +128,21 @@ def break_no_gvisor_annotation_on_c(tree: Path) -> str:
     return "variant C without dev.gvisor.flag.overlay2 (workflow template and hook Job)"
 
 
+def break_project_denies_configmap(tree: Path) -> str:
+    (tree / "base/pipeline/settings-configmap.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: pipeline-settings\n"
+        "  namespace: event-pipeline\n"
+        "data:\n  note: a kind AppProject event-pipeline does not allow\n"
+    )
+    path = tree / "base/pipeline/kustomization.yaml"
+    doc = _load(path)
+    doc["resources"] = [*doc["resources"], "settings-configmap.yaml"]
+    _dump(path, doc)
+    return "a ConfigMap in the pipeline, a kind AppProject event-pipeline does not allow"
+
+
 BREAKS: dict[str, Callable[[Path], str]] = {
+    "project-denies-configmap": break_project_denies_configmap,
     "wrong-serviceaccount": break_wrong_serviceaccount,
     "netpol-blocks-postgres": break_netpol_blocks_postgres,
     "no-gvisor-annotation-on-c": break_no_gvisor_annotation_on_c,
@@ -188,7 +185,7 @@ def publish(src: Path, bare: Path, branch: str, break_name: str | None) -> str:
         _git(tree, "add", "-A")
         # Ignored in the checkout (downloaded upstream files are never committed to it).
         _git(tree, "add", "--force", f"{RELEASE_DIR}/{RELEASE_FILE}")
-        _git(tree, "commit", "--quiet", "-m", "e2e harness: local release file, local images\n\n"
+        _git(tree, "commit", "--quiet", "-m", "e2e harness: the pinned release file, local\n\n"
              + "\n".join(f"- {c}" for c in changes))  # fmt: skip
         if break_name is not None:
             what = BREAKS[break_name](tree)
@@ -206,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     pub.add_argument("--branch", default="e2e")
     pub.add_argument("--break", dest="break_name", default=None, choices=sorted(BREAKS))
     sub.add_parser("breaks")
-    acd = sub.add_parser("argocd-install", help="write the Argo CD install kustomization")
+    acd = sub.add_parser("argocd-install", help="copy the pinned Argo CD install.yaml to --out")
     acd.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.cmd == "breaks":
