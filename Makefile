@@ -28,7 +28,7 @@ $(VENV)/.done: requirements-dev.txt requirements-checkov.txt images/pipeline/pyp
 	.venv-checkov/bin/pip install -q -r requirements-checkov.txt
 	touch $@
 
-lint: venv ## ruff, mypy, yamllint, shellcheck, hadolint, zizmor, workflow schema
+lint: venv ## ruff, mypy, yamllint, shellcheck, hadolint, zizmor, workflow schema, actionlint (built from Go once)
 	scripts/lint
 
 validate: venv ## Render and validate every kustomization (scripts/validate)
