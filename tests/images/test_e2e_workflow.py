@@ -1,6 +1,6 @@
-"""The e2e workflow's own steps, run in bash with stubbed tools: on the minikube overlay
-bootstrap gets --force-gvisor (no silent fallback), and the checks fail unless the isolation
-run's rows in isolation_results say B and C ran in gVisor."""
+"""The e2e workflow's own steps, run in bash with stubbed tools: the overlay is the one Git
+names (bootstrap deploys what Git says, and never falls back), and the checks fail unless the
+isolation run's rows in isolation_results say B and C ran in gVisor."""
 
 from __future__ import annotations
 
@@ -57,17 +57,24 @@ def run_step(script: str, tmp_path: Path, **env: str) -> subprocess.CompletedPro
     )
 
 
-@pytest.mark.parametrize(
-    ("overlay", "expected"),
-    [("minikube", "--overlay minikube --force-gvisor"), ("no-gvisor", "--overlay no-gvisor")],
-)
-def test_bootstrap_forces_gvisor_on_the_minikube_overlay(
-    tmp_path: Path, overlay: str, expected: str
-) -> None:
-    up_args = tmp_path / "up-args"
-    p = run_step(step("make up"), tmp_path, OVERLAY=overlay, UP_ARGS=str(up_args))
+@pytest.mark.parametrize("overlay", ["minikube", "no-gvisor"])
+def test_the_overlay_is_the_one_git_names(tmp_path: Path, overlay: str) -> None:
+    app = (REPO / "apps" / "event-pipeline.yaml").read_text()
+    (tmp_path / "apps").mkdir()
+    (tmp_path / "apps" / "event-pipeline.yaml").write_text(
+        app.replace("path: overlays/minikube", f"path: overlays/{overlay}")
+    )
+    github_env = tmp_path / "github-env"
+    p = run_step(step("Overlay in Git"), tmp_path, GITHUB_ENV=str(github_env))
     assert p.returncode == 0, p.stderr
-    assert up_args.read_text().strip() == expected
+    assert github_env.read_text() == f"OVERLAY={overlay}\n"
+
+
+def test_make_up_passes_no_overlay(tmp_path: Path) -> None:
+    up_args = tmp_path / "up-args"
+    p = run_step(step("make up"), tmp_path, UP_ARGS=str(up_args))
+    assert p.returncode == 0, p.stderr
+    assert up_args.read_text().strip() == ""
 
 
 @pytest.mark.parametrize(
