@@ -89,8 +89,8 @@ def _failing_app(
     failed = {"kind": "NetworkPolicy", "name": "np", "status": "SyncFailed",
               "message": "not permitted in project"}  # fmt: skip
     op = {"phase": phase, "retryCount": retries, "message": "one or more objects failed",
-          "operation": {"sync": {"revision": revision}},
-          "syncResult": {"resources": [failed]}}  # fmt: skip
+          "operation": {"sync": {}},  # retry.refresh: no revision here
+          "syncResult": {"revision": revision, "resources": [failed]}}  # fmt: skip
     return {"status": {"operationState": op, **extra}}
 
 
@@ -101,7 +101,7 @@ def test_a_failed_sync_is_reported_with_argo_cds_message() -> None:
     assert argocd.failure(_failing_app("Running", retries=2)) is not None
     assert argocd.failure(_failing_app("Running", retries=1)) is None
     assert argocd.failure(_failing_app("Succeeded")) is None
-    # A failure of another revision (the last break) is not the awaited sync's.
+    # A failure of another revision (the last break, still retried) is not the awaited sync's.
     assert argocd.failure(_failing_app("Failed", revision="old"), revision="new") is None
     assert argocd.failure(_failing_app("Failed", revision="new"), revision="new") is not None
 

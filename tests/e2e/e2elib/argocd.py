@@ -50,10 +50,14 @@ def state(app: dict[str, Any]) -> tuple[bool, str]:
 
 
 def failure(app: dict[str, Any], revision: str | None = None) -> str | None:
-    """Argo CD's message when the current sync (of revision, if given) has failed."""
+    """Argo CD's message when the current sync (of revision, if given) has failed.
+
+    The revision an attempt synced is its syncResult's: with retry.refresh the operation names
+    none (each attempt takes the newest), so a failure left by the last commit's attempts is
+    not the awaited commit's until an attempt of that commit failed too."""
     op = (app.get("status") or {}).get("operationState") or {}
-    synced = str((((op.get("operation") or {}).get("sync") or {}).get("revision")) or "")
-    if revision and synced and synced != revision:
+    attempted = str((op.get("syncResult") or {}).get("revision") or "")
+    if revision and attempted != revision:
         return None
     phase, retries = op.get("phase"), int(op.get("retryCount") or 0)
     if phase in ("Failed", "Error") or (phase == "Running" and retries >= FAILED_ATTEMPTS):
