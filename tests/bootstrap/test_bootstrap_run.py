@@ -313,6 +313,21 @@ def test_a_retry_after_a_failed_sync_stops_the_wait_at_once(tmp_path: Path) -> N
     assert len(polls) == 3, "waited for another round"
 
 
+def test_a_retry_attempt_under_way_is_waited_for(tmp_path: Path) -> None:
+    """After a failed attempt, the retry runs: its message is progress, not a failure."""
+    p, _ = up(
+        tmp_path,
+        *e2e_args(tmp_path),
+        "--timeout",
+        "0",
+        STUB_APP_STATE_event_pipeline="OutOfSync/Healthy/Running/2",
+        STUB_APP_MESSAGE_event_pipeline="waiting for healthy state of /Namespace/event-pipeline",
+    )
+    assert p.returncode == 1
+    assert "its sync failed" not in p.stderr
+    assert "not Synced, Healthy and Succeeded after 0s" in p.stderr
+
+
 def test_a_retry_for_missing_argo_workflows_crds_is_waited_for(tmp_path: Path) -> None:
     """event-pipeline's first sync may come before argo-workflows has installed its CRDs."""
     message = (

@@ -83,15 +83,18 @@ def test_independent_totals_agree_with_the_aggregator(tmp_path: Path) -> None:
     assert stored == dict(expected)
 
 
+RETRYING = "one or more objects failed. Retrying attempt #2 at 2026-12-06T19:35:01Z."
+
+
 def _failing_app(
-    phase: str, retries: int = 0, revision: str = "abc", **extra: Any
+    phase: str, retries: int = 0, revision: str = "abc", message: str = RETRYING
 ) -> dict[str, Any]:
     failed = {"kind": "NetworkPolicy", "name": "np", "status": "SyncFailed",
               "message": "not permitted in project"}  # fmt: skip
-    op = {"phase": phase, "retryCount": retries, "message": "one or more objects failed",
+    op = {"phase": phase, "retryCount": retries, "message": message,
           "operation": {"sync": {}},  # retry.refresh: no revision here
           "syncResult": {"revision": revision, "resources": [failed]}}  # fmt: skip
-    return {"status": {"operationState": op, **extra}}
+    return {"status": {"operationState": op}}
 
 
 def test_a_failed_sync_is_reported_with_argo_cds_message() -> None:
@@ -100,6 +103,9 @@ def test_a_failed_sync_is_reported_with_argo_cds_message() -> None:
     # Retrying after two failed attempts is a failure too; one may be a transient.
     assert argocd.failure(_failing_app("Running", retries=2)) is not None
     assert argocd.failure(_failing_app("Running", retries=1)) is None
+    # An attempt under way after earlier failures: its message is progress, not a failure.
+    waiting = "waiting for healthy state of /Namespace/event-pipeline and 1 more resources"
+    assert argocd.failure(_failing_app("Running", retries=2, message=waiting)) is None
     assert argocd.failure(_failing_app("Succeeded")) is None
     # A failure of another revision (the last break, still retried) is not the awaited sync's.
     assert argocd.failure(_failing_app("Failed", revision="old"), revision="new") is None

@@ -19,7 +19,8 @@ from typing import Any
 from . import kube
 
 APPS = ("root", "argo-workflows", "event-pipeline")
-# Attempts of one sync that must fail before the wait reports it (one may be a transient).
+# Failed attempts before the wait reports a sync as failed (one may be a transient). The count
+# is Argo CD's retryCount, which with retry.refresh goes on across commits.
 FAILED_ATTEMPTS = 2
 
 
@@ -60,7 +61,10 @@ def failure(app: dict[str, Any], revision: str | None = None) -> str | None:
     if revision and attempted != revision:
         return None
     phase, retries = op.get("phase"), int(op.get("retryCount") or 0)
-    if phase in ("Failed", "Error") or (phase == "Running" and retries >= FAILED_ATTEMPTS):
+    # While an attempt runs, its message is progress ("waiting for healthy state of ..."); a
+    # failed attempt that will be retried says "... Retrying attempt #N at T.".
+    retrying = phase == "Running" and "Retrying attempt #" in str(op.get("message") or "")
+    if phase in ("Failed", "Error") or (retrying and retries >= FAILED_ATTEMPTS):
         failed = [
             f"{r.get('kind')}/{r.get('name')}: {r.get('message')}"
             for r in (op.get("syncResult") or {}).get("resources") or []
