@@ -114,3 +114,13 @@ def test_publish_serves_the_checkout_plus_the_harness_commit(tmp_path: Path) -> 
     assert rev == head
     # A second publish replaces the branch (safe to run twice).
     assert served.publish(REPO, bare, "e2e", None) != head
+
+
+def test_a_break_that_adds_a_file_commits_it(tmp_path: Path) -> None:
+    bare = tmp_path / "served.git"
+    served.publish(REPO, bare, "e2e", "project-denies-configmap")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "-b", "e2e", str(bare), str(clone)], check=True)
+    kustomization = yaml.safe_load((clone / "base/pipeline/kustomization.yaml").read_text())
+    assert "settings-configmap.yaml" in kustomization["resources"]
+    assert (clone / "base/pipeline/settings-configmap.yaml").is_file()

@@ -189,7 +189,9 @@ def publish(src: Path, bare: Path, branch: str, break_name: str | None) -> str:
              + "\n".join(f"- {c}" for c in changes))  # fmt: skip
         if break_name is not None:
             what = BREAKS[break_name](tree)
-            _git(tree, "commit", "--quiet", "-am", f"E2E_BREAK={break_name}: {what}")
+            # -A: a break may add a file (commit -a alone would leave it out of the commit).
+            _git(tree, "add", "-A")
+            _git(tree, "commit", "--quiet", "-m", f"E2E_BREAK={break_name}: {what}")
         _git(tree, "push", "--quiet", "--force", str(bare), f"HEAD:refs/heads/{branch}")
         return _git(tree, "rev-parse", "HEAD")
 
