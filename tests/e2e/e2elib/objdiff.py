@@ -68,14 +68,3 @@ def compare(
     for k in sorted(set(ia) & set(ib)):
         _walk(k, "", ia[k], ib[k], diffs)
     return sorted(set(ia) - set(ib)), sorted(set(ib) - set(ia)), diffs
-
-
-def is_image_field(path: str) -> bool:
-    """A container's image in a Pod template (Deployment, StatefulSet, Job, ...)."""
-    parts = path.split("/")
-    return (
-        len(parts) >= 4
-        and parts[-1] == "image"
-        and parts[-2].isdigit()
-        and parts[-3] in ("containers", "initContainers")
-    )
