@@ -12,10 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import argocd, kube
+from . import argocd, kube, served
 
 BRANCH = "e2e"
-GIT = ["git", "-c", "user.name=esp-e2e", "-c", "user.email=esp-e2e@localhost"]
+GIT = ["git", *served.AUTHOR]
 SYNC_TIMEOUT = 600.0
 
 
