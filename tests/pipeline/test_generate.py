@@ -286,3 +286,26 @@ def test_an_error_of_the_background_sync_fails_the_write(
         generate._atomic_write(str(target), slow_writer)
     assert target.read_bytes() == b"before\n"
     assert [p.name for p in tmp_path.iterdir()] == ["events.jsonl"]  # no temp file left
+
+
+def test_version_line_first_and_the_installed_version(tmp_path: Path) -> None:
+    """The first stderr line names the build (the e2e delivery loop reads it from a pod's log);
+    it is the version the package was installed with, and --quiet drops it."""
+    from importlib.metadata import version
+
+    import event_pipeline
+
+    proc = run_cli(
+        "generate-events", "--count", "10", "--seed", "1", "--output", str(tmp_path / "a")
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        proc.stderr.splitlines()[0]
+        == f"generate-events: event-pipeline {event_pipeline.__version__}"
+    )
+    assert version("event-pipeline") == event_pipeline.__version__
+    quiet = run_cli("generate-events", "--count", "10", "--seed", "1", "--output", str(tmp_path / "b"),
+                    "--quiet")  # fmt: skip
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    shown = run_cli("aggregate-events", "--version")
+    assert shown.stdout.strip() == f"aggregate-events {event_pipeline.__version__}"

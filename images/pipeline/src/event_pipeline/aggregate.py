@@ -26,7 +26,7 @@ from contextlib import nullcontext, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, BinaryIO
 
-from event_pipeline import cli
+from event_pipeline import __version__, cli
 from event_pipeline.digest import content_digest
 from event_pipeline.model import (
     MAX_LINE_BYTES,
@@ -639,6 +639,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--dry-run", action="store_true", help="validate and total only; no database"
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = parser.parse_args(argv)
     if not args.batch_id.strip() or not args.batch_id.isprintable():
         parser.error("--batch-id must be non-empty and printable")

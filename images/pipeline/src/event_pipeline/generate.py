@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # imported where it is used: only with --workers > 1
     import multiprocessing.connection
     import multiprocessing.process
 
-from event_pipeline import cli
+from event_pipeline import __version__, cli
 from event_pipeline.model import EVENT_TYPES, available_cpus
 
 try:  # make_chunk's loop in C (_fastgen.c), the same bytes; without it, the Python loop
@@ -492,12 +492,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=default_workers(),
         help="processes making events (the output does not depend on it)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no version line, progress or summary on stderr"
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not args.quiet:
+        print(f"generate-events: event-pipeline {__version__}", file=sys.stderr)
     started = time.perf_counter()
     pools = build_pools(args.seed, args.users, args.start)
     events = shard_events(args.count, *args.shard) if args.shard else (0, args.count)
