@@ -137,3 +137,26 @@ def test_webhook_payload_is_githubs_push_event(tmp_path: Path) -> None:
     assert sorted(new["commits"][0]["modified"]) == ["a.yaml", "b.yaml"]
     # No webhook configured: nothing is sent.
     assert webhook.deliver(bare, [f"{first} {second} refs/heads/e2e"]) == []
+
+
+def test_every_break_changes_the_served_tree(tmp_path: Path) -> None:
+    """Each deliberate break still finds what it edits (a refactor that moves a file or a line
+    would otherwise make `make e2e`'s breaks stage fail for the wrong reason), and the delivery
+    loop's version edit finds its one line."""
+    from e2elib import delivery, served
+
+    repo = Path(__file__).resolve().parents[2]
+
+    def files(tree: Path) -> dict[str, bytes]:
+        return {str(f.relative_to(tree)): f.read_bytes() for f in tree.rglob("*") if f.is_file()}
+
+    for name, apply in served.BREAKS.items():
+        tree = tmp_path / name
+        served.snapshot(repo, tree)
+        before = files(tree)
+        assert apply(tree), name
+        assert files(tree) != before, f"break {name} changed nothing"
+    tree = tmp_path / "version"
+    served.snapshot(repo, tree)
+    delivery.set_version(tree, "9.9.9+e2e.1")
+    assert '__version__ = "9.9.9+e2e.1"' in (tree / delivery.VERSION_FILE).read_text()

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import argocd, gitops, independent, kube, netprobe, pglock, report, workflows
+from . import argocd, delivery, gitops, independent, kube, netprobe, pglock, report, workflows
 
 PIPELINE_NS = "event-pipeline"
 DEMO_NS = "isolation-demo"
@@ -510,6 +510,65 @@ def check_push_deploy(s: Session) -> report.Row:
     )
 
 
+def _main_images(pods: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(pod, image as the manifest names it, image ID the node ran) of each `main` container
+    of our images."""
+    seen = []
+    for pod in pods:
+        specs = {c["name"]: c["image"] for c in pod["spec"]["containers"]}
+        for st in (pod.get("status") or {}).get("containerStatuses") or []:
+            image = specs.get(st["name"], "")
+            if st["name"] == "main" and image.startswith(f"ghcr.io/{delivery.OWNER}/"):
+                seen.append((pod["metadata"]["name"], image, st.get("imageID", "")))
+    return seen
+
+
+def check_delivery(s: Session) -> report.Row:
+    """A commit under images/ goes through the images workflow (build job: images pushed to the
+    registry; bump job: the tag committed), Argo CD syncs the bump by itself, and the next
+    pipeline run's pods run exactly the pushed digests and print the new version."""
+    base = os.environ.get("PIPELINE_BASE_IMAGE")
+    if not base:
+        raise NotRun("PIPELINE_BASE_IMAGE is not set (tests/e2e/build writes it to build.env)")
+    tools = sorted({str(Path(os.environ[v]).parent) for v in ("KUSTOMIZE", "KUBECTL")
+                    if os.environ.get(v)})  # fmt: skip
+    t0 = time.monotonic()
+    d = delivery.rehearse(STATE, tools, base, log=lambda line: print(f"    {line}", flush=True))
+    t1 = time.monotonic()
+    name = workflows.submit_from_cron(PIPELINE_NS, "event-pipeline")
+    try:
+        # An image the registry does not have keeps its pod Pending: fail in 90 s, not 20 min.
+        wf = workflows.wait_done(PIPELINE_NS, name, 1200, stuck_after=90)
+    except workflows.Stuck:
+        kube.kubectl("-n", PIPELINE_NS, "delete", "workflow", name, "--wait=false", check=False)
+        raise
+    d.seconds["pipeline run"] = time.monotonic() - t1
+    ran = _main_images(workflows.pods(PIPELINE_NS, name))
+    wanted = f"generate-events: event-pipeline {d.version}"
+    logs = "".join(kube.kubectl("-n", PIPELINE_NS, "logs", pod, "-c", "main", check=False)
+                   for pod, image, _ in ran if "/event-generator:" in image)  # fmt: skip
+    mismatched = [
+        f"{pod}: {image} ran {image_id or 'no image ID'}"
+        for pod, image, image_id in ran
+        if image not in d.digests or not image_id.endswith("@" + d.digests[image])
+    ]
+    kinds = {image.rsplit(":", 1)[0] for _, image, _ in ran}
+    ok = (workflows.phase(wf) == "Succeeded" and not mismatched and len(kinds) == 2
+          and wanted in logs)  # fmt: skip
+    timing = ", ".join(f"{k} {v:.1f}s" for k, v in d.seconds.items())
+    digests = "; ".join(f"{ref.rsplit('/', 1)[-1]} {dg[:19]}" for ref, dg in d.digests.items())
+    return report.Row(
+        "",
+        "passed" if ok else "failed",
+        f"{d.source[:8]} (event-pipeline {d.version}) -> pushed {digests} -> bump {d.bump[:8]} "
+        f"-> {name} {workflows.phase(wf)}, its pods ran "
+        f"{'exactly those digests' if not mismatched else 'other images: ' + '; '.join(mismatched)}"
+        f" and printed {wanted!r}{'' if wanted in logs else ' NOT'}; {timing}; "
+        f"end to end {time.monotonic() - t0:.1f}s",
+        details={"steps": d.steps, "digests": d.digests, "seconds": d.seconds, "ran": ran},
+    )
+
+
 def check_self_heal(s: Session) -> report.Row:
     """A managed object deleted and another edited by hand come back as Git says."""
     np_name = "default-deny"
@@ -649,6 +708,7 @@ CHECKS: list[Check] = [
     ("NetworkPolicies, both ways", check_network_policies, ()),
     ("CronWorkflow fires on schedule", check_cron, ()),
     ("git push to deploy (webhook)", check_push_deploy, ()),
+    ("delivery loop: images workflow -> registry -> bump -> Argo CD", check_delivery, ()),
     ("self-heal: deleted and edited objects", check_self_heal, ()),
     ("prune: object removed from Git", check_prune, ()),
     ("fault: aggregate pod deleted mid-load", check_fault_aggregate, ()),

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import argocd, kube, served
 
-BRANCH = "e2e"
+BRANCH = "main"  # as on GitHub: the images workflow pushes its bump to main
 GIT = ["git", *served.AUTHOR]
 SYNC_TIMEOUT = 600.0
 

@@ -9,7 +9,7 @@ renders byte for byte what a user's Argo CD renders (tests/e2e/test_harness_kust
 `--break NAME` adds one more commit with a deliberate mistake (BREAKS), to prove that
 `make e2e` fails on it.
 
-    python3 -m e2elib.served publish --src REPO --bare DIR.git --branch e2e [--break NAME]
+    python3 -m e2elib.served publish --src REPO --bare DIR.git --branch main [--break NAME]
 """
 
 from __future__ import annotations
@@ -141,11 +141,22 @@ def break_project_denies_configmap(tree: Path) -> str:
     return "a ConfigMap in the pipeline, a kind AppProject event-pipeline does not allow"
 
 
+def break_bump_tag_not_built(tree: Path) -> str:
+    path = tree / ".github/workflows/images.yml"
+    text = path.read_text()
+    old = 'tag="sha-${GITHUB_SHA::7}"'
+    if old not in text:
+        raise ValueError(f"{path}: {old!r} not found")
+    path.write_text(text.replace(old, 'tag="sha-${GITHUB_SHA::8}"'))
+    return "the images workflow's bump job commits sha-<8 hex>, a tag the build job never pushed"
+
+
 BREAKS: dict[str, Callable[[Path], str]] = {
     "project-denies-configmap": break_project_denies_configmap,
     "wrong-serviceaccount": break_wrong_serviceaccount,
     "netpol-blocks-postgres": break_netpol_blocks_postgres,
     "no-gvisor-annotation-on-c": break_no_gvisor_annotation_on_c,
+    "bump-tag-not-built": break_bump_tag_not_built,
 }
 
 
@@ -202,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     pub = sub.add_parser("publish")
     pub.add_argument("--src", type=Path, default=REPO_ROOT)
     pub.add_argument("--bare", type=Path, required=True)
-    pub.add_argument("--branch", default="e2e")
+    pub.add_argument("--branch", default="main")
     pub.add_argument("--break", dest="break_name", default=None, choices=sorted(BREAKS))
     sub.add_parser("breaks")
     acd = sub.add_parser("argocd-install", help="copy the pinned Argo CD install.yaml to --out")
