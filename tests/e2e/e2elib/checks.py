@@ -375,6 +375,52 @@ def check_network_policies(s: Session) -> report.Row:
     return report.Row("", "failed" if bad else "passed", summary, details={"cases": results})
 
 
+def _argo_api(path: str, token: str | None, body: str | None = None) -> tuple[int, dict[str, Any]]:
+    """HTTP status and JSON body of argo-server's API (its pod IP, from the node)."""
+    url = f"https://{netprobe.pod_ip('argo', 'app=argo-server')}:2746{path}"
+    argv = ["curl", "-sk", "--max-time", "30", "-w", "\n%{http_code}", url]
+    if token:
+        argv += ["-H", f"Authorization: Bearer {token}"]
+    if body is not None:
+        argv += ["-X", "POST", "-H", "Content-Type: application/json", "--data", body]
+    out = subprocess.run(kube.in_ns(argv), capture_output=True, text=True, timeout=60).stdout
+    text, _, code = out.rpartition("\n")
+    try:
+        doc = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError:
+        doc = {"raw": text[:200]}
+    return int(code or 0), doc if isinstance(doc, dict) else {"raw": str(doc)[:200]}
+
+
+def check_argo_server_auth(s: Session) -> report.Row:
+    """argo-server takes the caller's own token (--auth-mode client only): none -> 401; the
+    workflows-ui token lists and submits (server dry run) in event-pipeline, and is refused
+    in namespace argo."""
+    token = kube.kubectl("-n", PIPELINE_NS, "create", "token", "workflows-ui", "--duration=10m")
+    token = token.strip()
+    anon, _ = _argo_api(f"/api/v1/workflows/{PIPELINE_NS}", None)
+    listed, doc = _argo_api(f"/api/v1/workflows/{PIPELINE_NS}", token)
+    names = [w["metadata"]["name"] for w in doc.get("items") or []]
+    elsewhere, _ = _argo_api("/api/v1/workflows/argo", token)
+    submit = {
+        "namespace": PIPELINE_NS,
+        "resourceKind": "CronWorkflow",
+        "resourceName": "event-pipeline",
+        "submitOptions": {"serverDryRun": True},
+    }
+    submitted, wf = _argo_api(f"/api/v1/workflows/{PIPELINE_NS}/submit", token, json.dumps(submit))
+    meta = wf.get("metadata") or {}
+    dry_name = meta.get("name") or meta.get("generateName")
+    ok = anon == 401 and listed == 200 and bool(names) and elsewhere == 403 and submitted == 200
+    return report.Row(
+        "",
+        "passed" if ok else "failed",
+        f"no token: HTTP {anon}; workflows-ui token: list {PIPELINE_NS} HTTP {listed} "
+        f"({len(names)} workflows), list argo HTTP {elsewhere}, submit from "
+        f"cronwf/event-pipeline (server dry run) HTTP {submitted} ({dry_name})",
+    )
+
+
 def _aggregate_pods(workflow: str) -> list[dict[str, Any]]:
     return [
         p for p in workflows.pods(PIPELINE_NS, workflow) if "aggregate" in p["metadata"]["name"]
@@ -706,6 +752,7 @@ CHECKS: list[Check] = [
     ("isolation demo WorkflowTemplate A/B/C", lambda s: check_isolation(s, "minikube"), ()),
     ("isolation demo PostSync hook Jobs", check_hooks, ()),
     ("NetworkPolicies, both ways", check_network_policies, ()),
+    ("Argo Workflows API: client auth only", check_argo_server_auth, ()),
     ("CronWorkflow fires on schedule", check_cron, ()),
     ("git push to deploy (webhook)", check_push_deploy, ()),
     ("delivery loop: images workflow -> registry -> bump -> Argo CD", check_delivery, ()),
