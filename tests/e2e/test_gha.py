@@ -167,6 +167,7 @@ def test_images_build_job_with_recording_stand_ins(tmp_path: Path) -> None:
         "docker/build-push-action": record,
     }
     gha.run_job(wf, "build", _ctx(), stand_ins, tmp_path, log=lambda _: None)
+    assert all(p["push"] == "true" for p in pushed)  # YAML `push: true`, as GitHub passes it
     assert [(p["file"], p["tags"], p["context"]) for p in pushed] == [
         (
             "images/generator/Dockerfile",

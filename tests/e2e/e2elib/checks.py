@@ -590,6 +590,10 @@ def check_delivery(s: Session) -> report.Row:
         raise
     d.seconds["pipeline run"] = time.monotonic() - t1
     ran = _main_images(workflows.pods(PIPELINE_NS, name))
+    loaded, totals = False, "not loaded"
+    if workflows.phase(wf) == "Succeeded":
+        s.batches[name] = s.defaults()
+        loaded, totals = _batch_matches(name, *s.batches[name])
     wanted = f"generate-events: event-pipeline {d.version}"
     logs = "".join(kube.kubectl("-n", PIPELINE_NS, "logs", pod, "-c", "main", check=False)
                    for pod, image, _ in ran if "/event-generator:" in image)  # fmt: skip
@@ -599,8 +603,7 @@ def check_delivery(s: Session) -> report.Row:
         if image not in d.digests or not image_id.endswith("@" + d.digests[image])
     ]
     kinds = {image.rsplit(":", 1)[0] for _, image, _ in ran}
-    ok = (workflows.phase(wf) == "Succeeded" and not mismatched and len(kinds) == 2
-          and wanted in logs)  # fmt: skip
+    ok = loaded and not mismatched and len(kinds) == 2 and wanted in logs
     timing = ", ".join(f"{k} {v:.1f}s" for k, v in d.seconds.items())
     digests = "; ".join(f"{ref.rsplit('/', 1)[-1]} {dg[:19]}" for ref, dg in d.digests.items())
     return report.Row(
@@ -609,7 +612,7 @@ def check_delivery(s: Session) -> report.Row:
         f"{d.source[:8]} (event-pipeline {d.version}) -> pushed {digests} -> bump {d.bump[:8]} "
         f"-> {name} {workflows.phase(wf)}, its pods ran "
         f"{'exactly those digests' if not mismatched else 'other images: ' + '; '.join(mismatched)}"
-        f" and printed {wanted!r}{'' if wanted in logs else ' NOT'}; {timing}; "
+        f" and printed {wanted!r}{'' if wanted in logs else ' NOT'}; {totals}; {timing}; "
         f"end to end {time.monotonic() - t0:.1f}s",
         details={"steps": d.steps, "digests": d.digests, "seconds": d.seconds, "ran": ran},
     )

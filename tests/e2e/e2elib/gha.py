@@ -114,7 +114,9 @@ def evaluate(expr: str, scope: Mapping[str, Any]) -> str:
     return _operand(expr, scope)
 
 
-def substitute(text: str, scope: Mapping[str, Any]) -> str:
+def substitute(value: object, scope: Mapping[str, Any]) -> str:
+    """A `with:`/`env:` value as the step sees it: YAML booleans as GitHub spells them."""
+    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
     return _EXPR.sub(lambda m: evaluate(m.group(1), scope), text)
 
 
@@ -317,7 +319,7 @@ def _run_combination(
         "env": env,
     }
     for source in (workflow.get("env") or {}, job.get("env") or {}):
-        env.update({k: substitute(str(v), scope) for k, v in source.items()})
+        env.update({k: substitute(v, scope) for k, v in source.items()})
     done: list[Step] = []
     for i, step in enumerate(job.get("steps") or []):
         name = substitute(str(step.get("name") or step.get("uses") or f"step {i}"), scope)
@@ -326,7 +328,7 @@ def _run_combination(
             action = str(step["uses"]).split("@", 1)[0]
             if action not in stand_ins:
                 raise GhaError(f"step {name!r}: no stand-in for {action} here")
-            inputs = {k: substitute(str(v), scope) for k, v in (step.get("with") or {}).items()}
+            inputs = {k: substitute(v, scope) for k, v in (step.get("with") or {}).items()}
             outputs = stand_ins[action](inputs, workspace, ctx)
             kind, printed = f"stand-in for {action}", ""
         else:
@@ -358,7 +360,7 @@ def _run_step(
     script.write_text(substitute(str(step["run"]), scope) + "\n")
     output.write_text("")
     env_file.write_text("")
-    step_env = {k: substitute(str(v), scope) for k, v in (step.get("env") or {}).items()}
+    step_env = {k: substitute(v, scope) for k, v in (step.get("env") or {}).items()}
     full_env = {
         **os.environ,
         "PATH": os.pathsep.join([*path, os.environ.get("PATH", "/usr/bin:/bin")]),
