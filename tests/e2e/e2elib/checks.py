@@ -10,6 +10,7 @@ import concurrent.futures
 import datetime
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -19,7 +20,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import argocd, delivery, gitops, independent, kube, netprobe, pglock, report, workflows
+from . import (
+    argocd,
+    delivery,
+    gitops,
+    independent,
+    kube,
+    netprobe,
+    pglock,
+    phases,
+    report,
+    workflows,
+)
 
 PIPELINE_NS = "event-pipeline"
 DEMO_NS = "isolation-demo"
@@ -29,6 +41,7 @@ STATE = Path(os.environ.get("E2E_STATE", "/run/esp-e2e"))
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PRICE_EVENTS = int(os.environ.get("E2E_PRICE_EVENTS", "1000000"))
 SHARDS = 4
+LATENCY_RUNS = int(os.environ.get("E2E_LATENCY_RUNS", "5"))
 
 
 class NotRun(Exception):
@@ -43,6 +56,7 @@ class Session:
         self.batches: dict[str, tuple[int, int]] = {}  # batch id -> (count, users)
         self.passed: set[str] = set()
         self.price: dict[str, dict[str, float]] = {}
+        self.latency: dict[str, list[tuple[str, float, float, float]]] = {}  # overlay -> table
 
     def defaults(self) -> tuple[int, int]:
         wt = kube.get("-n", PIPELINE_NS, "workflowtemplate", "event-pipeline")
@@ -521,6 +535,98 @@ def check_price_ratio(s: Session) -> report.Row:
     return report.Row("", "passed", "; ".join(parts), details={"runsc": g, "runc": r})
 
 
+def _watch_until_done(name: str, timeout: float = 900) -> tuple[str, float]:
+    """The Workflow's final phase and the moment a watch saw it (not the next poll)."""
+    argv = kube.kubectl_argv("-n", PIPELINE_NS, "get", "workflow", name, "--watch",
+                             "-o", 'jsonpath={.status.phase}{"\\n"}')  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select(
+                [proc.stdout], [], [], max(0.0, deadline - time.monotonic())
+            )
+            line = proc.stdout.readline() if ready else ""
+            if ready and not line:
+                raise kube.KubeError(f"the watch of workflow {name} ended (exit {proc.poll()})")
+            if line.strip() in ("Succeeded", "Failed", "Error"):
+                return line.strip(), time.time()
+        raise kube.KubeError(f"workflow {name} not done after {timeout:.0f}s")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _timed_run(cd_log: Path) -> tuple[str, list[phases.Phase]]:
+    """One default run from the CronWorkflow, its phases sub-second (e2elib/phases.py)."""
+    name = workflows.submit_from_cron(PIPELINE_NS, "event-pipeline")
+    submitted = time.time()  # the Workflow exists once `kubectl create` returned
+    phase, done = _watch_until_done(name)
+    if phase != "Succeeded":
+        raise kube.KubeError(f"{name} {phase}")
+    pods = workflows.pods(PIPELINE_NS, name)
+    scheduled = {}
+    for ev in kube.items("-n", PIPELINE_NS, "events", "--field-selector", "reason=Scheduled"):
+        when = ev.get("eventTime") or ev.get("firstTimestamp")
+        if when:
+            scheduled[ev["involvedObject"]["name"]] = phases.timestamp(when)
+    work = {
+        p["metadata"]["name"]: phases.work_seconds(
+            kube.kubectl("-n", PIPELINE_NS, "logs", p["metadata"]["name"], "-c", "main")
+        )
+        for p in pods
+    }
+    cd = phases.parse_containerd(cd_log.read_text(errors="replace").splitlines())
+    return name, phases.run_phases(submitted, done, pods, scheduled, cd, work)
+
+
+def check_latency(s: Session, overlay: str) -> report.Row:
+    """LATENCY_RUNS default runs one after the other: where the time goes, per phase (median,
+    min, max), and submission to Succeeded."""
+    cd_log = STATE / "logs" / "containerd.log"
+    runs, names = [], []
+    for _ in range(LATENCY_RUNS):
+        name, ph = _timed_run(cd_log)
+        runs.append(ph)
+        names.append(name)
+    table = phases.summarize(runs)
+    s.latency[overlay] = table
+    text = phases.format_table(table, len(runs))
+    print(text, flush=True)
+    whole = table[-1]
+    runtime = "runsc" if overlay == "minikube" else "runc"
+    top = sorted(table[:-1], key=lambda r: -r[1])[:3]
+    return report.Row(
+        "",
+        "passed",
+        f"{len(runs)} default runs under {runtime}: submission to Succeeded median "
+        f"{whole[1]:.2f}s (min {whole[2]:.2f}, max {whole[3]:.2f}); largest phases: "
+        + ", ".join(f"{n} {m:.2f}s" for n, m, _, _ in top),
+        details={"table": text, "workflows": names,
+                 "runs": [[(p.name, round(p.seconds, 4)) for p in run] for run in runs]},
+    )  # fmt: skip
+
+
+def check_latency_ratio(s: Session) -> report.Row:
+    g, r = s.latency.get("minikube"), s.latency.get("no-gvisor")
+    if not g or not r:
+        raise NotRun("needs the latency rows under runsc and under runc")
+    runc = {n: m for n, m, _, _ in r}
+    lines = [f"{'phase':44}  {'runsc':>7}  {'runc':>7}  {'diff':>7}"]
+    lines += [f"{n:44}  {m:7.3f}  {runc[n]:7.3f}  {m - runc[n]:+7.3f}" for n, m, _, _ in g
+              if n in runc]  # fmt: skip
+    print("\n".join(lines), flush=True)
+    ratio = g[-1][1] / r[-1][1]
+    return report.Row(
+        "",
+        "passed",
+        f"submission to Succeeded, medians: runsc {g[-1][1]:.2f}s / runc {r[-1][1]:.2f}s = "
+        f"{ratio:.2f}x",
+        details={"table": "\n".join(lines), "ratio": ratio},
+    )
+
+
 def _schedules() -> list[str]:
     return list(kube.get("-n", PIPELINE_NS, "cronworkflow", "event-pipeline")["spec"]["schedules"])
 
@@ -764,12 +870,17 @@ CHECKS: list[Check] = [
     ("fault: aggregate pod deleted mid-load", check_fault_aggregate, ()),
     ("fault: PostgreSQL restarted mid-load", check_fault_postgres, ()),
     ("price: 1M events under runsc", lambda s: check_price(s, "minikube"), ()),
+    (f"latency: {LATENCY_RUNS} default runs under runsc", lambda s: check_latency(s, "minikube"),
+     ()),
     ("overlay switch to no-gvisor via Git", check_switch, ()),
     ("pipeline, overlays/no-gvisor (runc)", lambda s: pipeline(s, "no-gvisor"),
      ("overlay switch to no-gvisor via Git",)),
     ("price: 1M events under runc", lambda s: check_price(s, "no-gvisor"),
      ("overlay switch to no-gvisor via Git",)),
+    (f"latency: {LATENCY_RUNS} default runs under runc", lambda s: check_latency(s, "no-gvisor"),
+     ("overlay switch to no-gvisor via Git",)),
     ("price of gVisor: runsc/runc per step", check_price_ratio, ()),
+    ("latency: runsc/runc, per phase", check_latency_ratio, ()),
     ("user_totals == independent computation", check_user_totals, ()),
 ]  # fmt: skip
 

@@ -1,0 +1,171 @@
+"""Where a workflow run's time goes, sub-second, from the sources that have it.
+
+- submission and completion: this process's clock around `kubectl create` and a `kubectl wait`
+  (a watch: it returns when the phase changes, not at the next poll);
+- scheduling: the scheduler's `Scheduled` event (its eventTime has microseconds);
+- sandbox and containers: containerd's log (nanoseconds): RunPodSandbox called and returned,
+  StartContainer called and returned, the exit event's `exited_at`;
+- the work itself: the seconds the program prints (`... in 0.52s`).
+Every clock here is the node's (the harness runs on one machine), so the differences hold.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+_LINE = re.compile(r'^time="(?P<ts>[^"]+)" level=\w+ msg="(?P<msg>(?:[^"\\]|\\.)*)"')
+_SANDBOX = re.compile(r"RunPodSandbox for &PodSandboxMetadata\{Name:[^,]*,Uid:(?P<uid>[^,]+),")
+_SANDBOX_ID = re.compile(r'returns sandbox id "(?P<sid>[0-9a-f]+)"')
+_CREATED = re.compile(
+    r'CreateContainer within sandbox "(?P<sid>[0-9a-f]+)" for '
+    r'&ContainerMetadata\{Name:(?P<name>[^,]+),.*returns container id "(?P<cid>[0-9a-f]+)"'
+)
+_START = re.compile(r'^StartContainer for "(?P<cid>[0-9a-f]+)"(?P<ok> returns successfully)?$')
+_EXIT = re.compile(
+    r'received container exit event container_id:"(?P<cid>[0-9a-f]+)" id:"(?P<id>[0-9a-f]+)".*'
+    r"exited_at:\{seconds:(?P<s>\d+) nanos:(?P<ns>\d+)\}"
+)
+_WORK = re.compile(r" in (?P<s>\d+(?:\.\d+)?)s \(")
+
+
+def timestamp(text: str) -> float:
+    """RFC 3339 with up to nanoseconds (containerd, Kubernetes) as epoch seconds."""
+    text = text.rstrip("Z")
+    whole, _, frac = text.partition(".")
+    base = datetime.fromisoformat(whole + "+00:00").timestamp()
+    return base + (float("0." + frac) if frac else 0.0)
+
+
+@dataclass
+class Container:
+    name: str
+    sandbox: str
+    start: float | None = None  # StartContainer called
+    running: float | None = None  # StartContainer returned
+    exited: float | None = None
+
+
+@dataclass
+class Containerd:
+    sandbox_call: dict[str, float] = field(default_factory=dict)  # pod UID -> RunPodSandbox
+    sandbox_ready: dict[str, float] = field(default_factory=dict)  # pod UID -> it returned
+    sandbox_id: dict[str, str] = field(default_factory=dict)  # pod UID -> sandbox ID
+    containers: dict[str, Container] = field(default_factory=dict)  # container ID -> times
+
+
+def parse_containerd(lines: Iterable[str]) -> Containerd:
+    out = Containerd()
+    for line in lines:
+        m = _LINE.match(line)
+        if not m:
+            continue
+        msg, ts = m.group("msg").replace('\\"', '"'), m.group("ts")
+        if sandbox := _SANDBOX.match(msg):
+            uid = sandbox.group("uid")
+            if ready := _SANDBOX_ID.search(msg):
+                out.sandbox_ready[uid] = timestamp(ts)
+                out.sandbox_id[uid] = ready.group("sid")
+            else:
+                out.sandbox_call[uid] = timestamp(ts)
+        elif created := _CREATED.match(msg):
+            out.containers[created.group("cid")] = Container(
+                created.group("name"), created.group("sid")
+            )
+        elif start := _START.match(msg):
+            found = out.containers.get(start.group("cid"))
+            if found is not None:
+                if start.group("ok"):
+                    found.running = timestamp(ts)
+                else:
+                    found.start = timestamp(ts)
+        elif (exited := _EXIT.search(msg)) and exited.group("cid") == exited.group("id"):
+            found = out.containers.get(exited.group("cid"))
+            if found is not None:
+                found.exited = int(exited.group("s")) + int(exited.group("ns")) / 1e9
+    return out
+
+
+@dataclass
+class Phase:
+    name: str
+    seconds: float
+
+
+def pod_containers(pod: dict[str, Any], cd: Containerd) -> dict[str, Container]:
+    """The pod's containers (init, wait, main) by name, as containerd saw them."""
+    sid = cd.sandbox_id.get(pod["metadata"]["uid"], "")
+    return {c.name: c for c in cd.containers.values() if c.sandbox == sid}
+
+
+def work_seconds(log: str) -> float | None:
+    """The seconds the program says its work took (its last `... in N.NNs (` line)."""
+    found = _WORK.findall(log)
+    return float(found[-1]) if found else None
+
+
+def run_phases(
+    submitted: float,
+    done: float,
+    pods: list[dict[str, Any]],
+    scheduled: dict[str, float],
+    cd: Containerd,
+    work: dict[str, float | None],
+) -> list[Phase]:
+    """A run's phases in order, pod by pod (pods sorted by when they were scheduled): from the
+    submission (or the previous pod's main exit) to scheduled, to the sandbox call, the
+    sandbox, argoexec's init, to main running, main's Python start/imports/exit around the
+    work the program reports, the work; after the last pod, to the Workflow's Succeeded.
+    A source that lacks a pod's timestamp raises KeyError naming it."""
+    phases: list[Phase] = []
+    ref = submitted
+    for pod in sorted(pods, key=lambda p: scheduled[p["metadata"]["name"]]):
+        name = pod["metadata"]["name"]
+        step = pod["metadata"].get("annotations", {}).get("workflows.argoproj.io/node-name", name)
+        step = step.rsplit(".", 1)[-1]
+        uid = pod["metadata"]["uid"]
+        cs = pod_containers(pod, cd)
+        init, main = cs["init"], cs["main"]
+        if None in (init.start, init.exited, main.running, main.exited):
+            raise KeyError(f"{name}: containerd's log lacks a start or exit of init/main")
+        assert init.start and init.exited and main.running and main.exited  # for mypy
+        took = main.exited - main.running
+        own = work.get(name)
+        phases += [
+            Phase(f"{step}: to scheduled", scheduled[name] - ref),
+            Phase(f"{step}: to sandbox call", cd.sandbox_call[uid] - scheduled[name]),
+            Phase(f"{step}: sandbox", cd.sandbox_ready[uid] - cd.sandbox_call[uid]),
+            Phase(f"{step}: argoexec init", init.exited - cd.sandbox_ready[uid]),
+            Phase(f"{step}: to main running", main.running - init.exited),
+        ]
+        if own is not None:
+            phases += [
+                Phase(f"{step}: main, Python start/imports/exit", took - own),
+                Phase(f"{step}: main, the work (its own figure)", own),
+            ]
+        else:
+            phases.append(Phase(f"{step}: main", took))
+        ref = main.exited
+    phases.append(Phase("Argo: last exit to Succeeded", done - ref))
+    return phases
+
+
+def summarize(runs: list[list[Phase]]) -> list[tuple[str, float, float, float]]:
+    """(phase, median, min, max) over runs, in the first run's order, plus the whole run."""
+    names = [p.name for p in runs[0]]
+    table = []
+    for name in [*names, "whole run"]:
+        values = [sum(p.seconds for p in run) if name == "whole run" else
+                  next(p.seconds for p in run if p.name == name) for run in runs]  # fmt: skip
+        table.append((name, statistics.median(values), min(values), max(values)))
+    return table
+
+
+def format_table(rows: list[tuple[str, float, float, float]], runs: int) -> str:
+    lines = [f"{'phase':44}  {'median':>7}  {'min':>6}  {'max':>6}   ({runs} runs)"]
+    lines += [f"{n:44}  {m:7.3f}  {lo:6.3f}  {hi:6.3f}" for n, m, lo, hi in rows]
+    return "\n".join(lines)
