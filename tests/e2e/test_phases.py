@@ -57,7 +57,7 @@ def test_run_phases_add_up_to_the_whole_run() -> None:
     assert sum(p.seconds for p in got) == pytest.approx(done - submitted)
     by = {p.name: p.seconds for p in got}
     assert by["generate: main, the work (its own figure)"] == 1.5
-    assert by["generate: main, Python start/imports/exit"] == pytest.approx(0.5, abs=1e-6)
+    assert by["generate: main, emissary + Python start/exit"] == pytest.approx(0.5, abs=1e-6)
     table = phases.summarize([got, got])
     assert table[-1][0] == "whole run" and table[-1][1] == pytest.approx(5.0)
     assert "whole run" in phases.format_table(table, 2)

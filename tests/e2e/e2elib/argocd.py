@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from . import kube
@@ -89,10 +90,16 @@ def hook_results(app: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def wait(
-    apps: tuple[str, ...], timeout: float, revision: str | None = None, quiet: bool = False
+    apps: tuple[str, ...],
+    timeout: float,
+    revision: str | None = None,
+    quiet: bool = False,
+    stuck: Callable[[], str | None] | None = None,
 ) -> dict[str, str]:
     """Block until every app is done (at revision, if given); returns their last states.
-    Prints each poll unless quiet (then only a change of state)."""
+    Prints each poll unless quiet (then only a change of state). `stuck`, called each poll,
+    names what will never let the sync finish (SyncFailed with its message), e.g. a pod that
+    cannot pull its image: Argo CD itself waits for such a hook until its retries run out."""
     deadline = time.monotonic() + timeout
     last: dict[str, str] = {}
     printed = ""
@@ -120,6 +127,11 @@ def wait(
             printed = line
         if all_done:
             return last
+        blocked = stuck() if stuck else None
+        if blocked:
+            raise SyncFailed(
+                f"the sync of {revision or 'the last commit'} cannot finish: {blocked}"
+            )
         if time.monotonic() >= deadline:
             raise kube.KubeError(f"Applications not Synced/Healthy/Succeeded after {timeout:.0f}s")
         time.sleep(3)

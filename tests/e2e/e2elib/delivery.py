@@ -113,6 +113,23 @@ def stand_ins(state: Path, base_image: str, delivery: Delivery) -> dict[str, gha
     }
 
 
+def pull_failure(namespaces: tuple[str, ...] = ("event-pipeline", "isolation-demo")) -> str | None:
+    """The first pod there that cannot pull an image (ErrImagePull, ImagePullBackOff), or None."""
+    for ns in namespaces:
+        for pod in kube.items("-n", ns, "pods"):
+            status = pod.get("status") or {}
+            for cs in (status.get("initContainerStatuses") or []) + (
+                status.get("containerStatuses") or []
+            ):
+                waiting = (cs.get("state") or {}).get("waiting") or {}
+                if waiting.get("reason") in ("ErrImagePull", "ImagePullBackOff"):
+                    return (
+                        f"pod {ns}/{pod['metadata']['name']} cannot pull {cs.get('image')}: "
+                        f"{str(waiting.get('message') or waiting['reason'])[:300]}"
+                    )
+    return None
+
+
 def set_version(tree: Path, version: str) -> None:
     path = tree / VERSION_FILE
     lines = path.read_text().splitlines(keepends=True)
@@ -156,6 +173,6 @@ def rehearse(
     if d.bump == d.source:
         raise gha.GhaError("the bump job pushed no commit")
     t2 = time.monotonic()
-    argocd.wait(argocd.APPS, gitops.SYNC_TIMEOUT, d.bump, quiet=True)
+    argocd.wait(argocd.APPS, gitops.SYNC_TIMEOUT, d.bump, quiet=True, stuck=pull_failure)
     d.seconds["Argo CD synced the bump"] = time.monotonic() - t2
     return d

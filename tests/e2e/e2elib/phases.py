@@ -118,8 +118,9 @@ def run_phases(
 ) -> list[Phase]:
     """A run's phases in order, pod by pod (pods sorted by when they were scheduled): from the
     submission (or the previous pod's main exit) to scheduled, to the sandbox call, the
-    sandbox, argoexec's init, to main running, main's Python start/imports/exit around the
-    work the program reports, the work; after the last pod, to the Workflow's Succeeded.
+    sandbox, argoexec's init, to main running (the wait container starts first), main's own
+    overhead (argoexec emissary, which runs the program, and Python's start, imports and exit)
+    around the work the program reports, the work; after the last pod, to the Workflow's Succeeded.
     A source that lacks a pod's timestamp raises KeyError naming it."""
     phases: list[Phase] = []
     ref = submitted
@@ -144,7 +145,7 @@ def run_phases(
         ]
         if own is not None:
             phases += [
-                Phase(f"{step}: main, Python start/imports/exit", took - own),
+                Phase(f"{step}: main, emissary + Python start/exit", took - own),
                 Phase(f"{step}: main, the work (its own figure)", own),
             ]
         else:
