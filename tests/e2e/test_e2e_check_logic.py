@@ -160,3 +160,13 @@ def test_every_break_changes_the_served_tree(tmp_path: Path) -> None:
     served.snapshot(repo, tree)
     delivery.set_version(tree, "9.9.9+e2e.1")
     assert '__version__ = "9.9.9+e2e.1"' in (tree / delivery.VERSION_FILE).read_text()
+
+
+def test_bumped_tag_reads_what_the_bump_job_writes() -> None:
+    import pytest
+    from e2elib import delivery
+
+    repo = Path(__file__).resolve().parents[2]
+    assert delivery.bumped_tag((repo / delivery.KUSTOMIZATION).read_text()) == "0.1.0"
+    with pytest.raises(delivery.gha.GhaError, match="no newTag"):
+        delivery.bumped_tag("images: [{name: other, newTag: x}]\n")

@@ -24,11 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from . import argocd, gha, gitops, kube
 
 OWNER = "sandboxed-event-pipeline"
 WORKFLOW = ".github/workflows/images.yml"
 VERSION_FILE = "images/pipeline/src/event_pipeline/__init__.py"
+KUSTOMIZATION = "base/kustomization.yaml"
 REF = f"refs/heads/{gitops.BRANCH}"
 
 
@@ -113,8 +116,11 @@ def stand_ins(state: Path, base_image: str, delivery: Delivery) -> dict[str, gha
     }
 
 
-def pull_failure(namespaces: tuple[str, ...] = ("event-pipeline", "isolation-demo")) -> str | None:
-    """The first pod there that cannot pull an image (ErrImagePull, ImagePullBackOff), or None."""
+def pull_failure(
+    tag: str, namespaces: tuple[str, ...] = ("event-pipeline", "isolation-demo")
+) -> str | None:
+    """The first pod there that cannot pull an image tagged `tag` (ErrImagePull,
+    ImagePullBackOff), or None. Other pods' pull errors are not this bump's."""
     for ns in namespaces:
         for pod in kube.items("-n", ns, "pods"):
             status = pod.get("status") or {}
@@ -122,12 +128,24 @@ def pull_failure(namespaces: tuple[str, ...] = ("event-pipeline", "isolation-dem
                 status.get("containerStatuses") or []
             ):
                 waiting = (cs.get("state") or {}).get("waiting") or {}
-                if waiting.get("reason") in ("ErrImagePull", "ImagePullBackOff"):
+                image = str(cs.get("image") or "")
+                if image.endswith(f":{tag}") and waiting.get("reason") in (
+                    "ErrImagePull",
+                    "ImagePullBackOff",
+                ):
                     return (
                         f"pod {ns}/{pod['metadata']['name']} cannot pull {cs.get('image')}: "
                         f"{str(waiting.get('message') or waiting['reason'])[:300]}"
                     )
     return None
+
+
+def bumped_tag(kustomization: str) -> str:
+    """The tag base/kustomization.yaml gives event-generator (what the bump job set)."""
+    for image in yaml.safe_load(kustomization).get("images") or []:
+        if image.get("name") == "event-generator" and image.get("newTag"):
+            return str(image["newTag"])
+    raise gha.GhaError(f"{KUSTOMIZATION} gives event-generator no newTag")
 
 
 def set_version(tree: Path, version: str) -> None:
@@ -173,6 +191,8 @@ def rehearse(
     if d.bump == d.source:
         raise gha.GhaError("the bump job pushed no commit")
     t2 = time.monotonic()
-    argocd.wait(argocd.APPS, gitops.SYNC_TIMEOUT, d.bump, quiet=True, stuck=pull_failure)
+    tag = bumped_tag(_git("show", f"{d.bump}:{KUSTOMIZATION}", cwd=bare))
+    argocd.wait(argocd.APPS, gitops.SYNC_TIMEOUT, d.bump, quiet=True,
+                stuck=lambda: pull_failure(tag))  # fmt: skip
     d.seconds["Argo CD synced the bump"] = time.monotonic() - t2
     return d
