@@ -304,8 +304,16 @@ def test_version_line_first_and_the_installed_version(tmp_path: Path) -> None:
         == f"generate-events: event-pipeline {event_pipeline.__version__}"
     )
     assert version("event-pipeline") == event_pipeline.__version__
-    quiet = run_cli("generate-events", "--count", "10", "--seed", "1", "--output", str(tmp_path / "b"),
-                    "--quiet")  # fmt: skip
+    quiet = run_cli(
+        "generate-events",
+        "--count",
+        "10",
+        "--seed",
+        "1",
+        "--output",
+        str(tmp_path / "b"),
+        "--quiet",
+    )
     assert quiet.returncode == 0 and quiet.stderr == ""
     shown = run_cli("aggregate-events", "--version")
     assert shown.stdout.strip() == f"aggregate-events {event_pipeline.__version__}"
