@@ -690,7 +690,7 @@ def check_delivery(s: Session) -> report.Row:
     name = workflows.submit_from_cron(PIPELINE_NS, "event-pipeline")
     try:
         # An image the registry does not have keeps its pod Pending: fail in 90 s, not 20 min.
-        wf = workflows.wait_done(PIPELINE_NS, name, 1200, stuck_after=90)
+        wf = workflows.wait_done(PIPELINE_NS, name, 1200)
     except workflows.Stuck:
         kube.kubectl("-n", PIPELINE_NS, "delete", "workflow", name, "--wait=false", check=False)
         raise

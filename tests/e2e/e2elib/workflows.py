@@ -64,7 +64,7 @@ def _pending_too_long(ns: str, workflow: str, seconds: float) -> str | None:
     return None
 
 
-def wait_done(ns: str, name: str, timeout: float, stuck_after: float = 180) -> dict[str, Any]:
+def wait_done(ns: str, name: str, timeout: float, stuck_after: float = 90) -> dict[str, Any]:
     """The Workflow once it has finished (any phase); KubeError after timeout, Stuck as soon
     as one of its pods has been Pending for `stuck_after` seconds."""
 
