@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from . import argocd, gha, gitops, kube
+from . import argocd, gha, gitops, kube, served
 
 OWNER = "sandboxed-event-pipeline"
 WORKFLOW = ".github/workflows/images.yml"
@@ -43,13 +43,6 @@ class Delivery:
     digests: dict[str, str] = field(default_factory=dict)  # pushed ref (with tag) -> digest
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> seconds
     steps: list[str] = field(default_factory=list)  # "job: step (kind) Ns", in order
-
-
-def _git(*args: str, cwd: Path | None = None) -> str:
-    proc = subprocess.run(
-        [*gitops.GIT, *args], cwd=cwd, check=True, capture_output=True, text=True, timeout=120
-    )
-    return proc.stdout.strip()
 
 
 def docker_env() -> dict[str, str]:
@@ -71,8 +64,8 @@ def stand_ins(state: Path, base_image: str, delivery: Delivery) -> dict[str, gha
     trust = str(state / "certs" / "registry-trust")
 
     def checkout(inputs: dict[str, str], workspace: Path, ctx: gha.Context) -> dict[str, str]:
-        _git("clone", "-q", str(gitops.bare_repo(state)), str(workspace))
-        _git("checkout", "-q", "-B", ctx.ref.removeprefix("refs/heads/"), ctx.sha, cwd=workspace)
+        served.git(workspace.parent, "clone", "-q", str(gitops.bare_repo(state)), str(workspace))
+        served.git(workspace, "checkout", "-q", "-B", ctx.ref.removeprefix("refs/heads/"), ctx.sha)
         return {}
 
     def nothing(inputs: dict[str, str], workspace: Path, ctx: gha.Context) -> dict[str, str]:
@@ -164,15 +157,15 @@ def rehearse(
     """Commit a new version under images/, run the images workflow's build and bump jobs as
     the push would on GitHub, and wait for Argo CD to have synced the bump commit."""
     bare = gitops.bare_repo(state)
-    current = _git("show", f"{gitops.BRANCH}:{VERSION_FILE}", cwd=bare)
+    current = served.git(bare, "show", f"{gitops.BRANCH}:{VERSION_FILE}")
     base = next(ln.split('"')[1] for ln in current.splitlines() if ln.startswith("__version__"))
     d = Delivery(version=f"{base.split('+')[0]}+e2e.{int(time.time())}")
     t0 = time.monotonic()
     d.source, _ = gitops.push(state, f"images: event-pipeline {d.version}",
                               lambda t: set_version(t, d.version))  # fmt: skip
     d.seconds["commit under images/"] = time.monotonic() - t0
-    with_files = _git("show", "--name-only", "--format=", d.source, cwd=bare).splitlines()
-    workflow = gha.load_text(_git("show", f"{d.source}:{WORKFLOW}", cwd=bare), WORKFLOW)
+    with_files = served.git(bare, "show", "--name-only", "--format=", d.source).splitlines()
+    workflow = gha.load_text(served.git(bare, "show", f"{d.source}:{WORKFLOW}"), WORKFLOW)
     if not gha.push_triggers(workflow, REF, with_files):
         raise gha.GhaError(f"{WORKFLOW} is not triggered by a push of {with_files} to {REF}")
     ctx = gha.Context(
@@ -187,11 +180,11 @@ def rehearse(
         d.seconds[f"{job} job"] = time.monotonic() - t1
         for n, steps in enumerate(runs):
             d.steps += [f"{job}[{n}]: {st.name} ({st.kind}) {st.seconds:.1f}s" for st in steps]
-    d.bump = _git("rev-parse", gitops.BRANCH, cwd=bare)
+    d.bump = served.git(bare, "rev-parse", gitops.BRANCH)
     if d.bump == d.source:
         raise gha.GhaError("the bump job pushed no commit")
     t2 = time.monotonic()
-    tag = bumped_tag(_git("show", f"{d.bump}:{KUSTOMIZATION}", cwd=bare))
+    tag = bumped_tag(served.git(bare, "show", f"{d.bump}:{KUSTOMIZATION}"))
     argocd.wait(argocd.APPS, gitops.SYNC_TIMEOUT, d.bump, quiet=True,
                 stuck=lambda: pull_failure(tag))  # fmt: skip
     d.seconds["Argo CD synced the bump"] = time.monotonic() - t2

@@ -160,7 +160,8 @@ BREAKS: dict[str, Callable[[Path], str]] = {
 }
 
 
-def _git(tree: Path, *args: str) -> str:
+def git(tree: Path, *args: str) -> str:
+    """git with the harness identity, in tree; its stdout, stripped (fails on a non-zero exit)."""
     proc = subprocess.run(
         ["git", *AUTHOR, *args], cwd=tree, check=True, capture_output=True, text=True, timeout=120
     )
@@ -169,13 +170,13 @@ def _git(tree: Path, *args: str) -> str:
 
 def snapshot(src: Path, dest: Path) -> str:
     """Copy the checkout's files (tracked and untracked, not ignored) to dest; describe it."""
-    files = _git(src, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
+    files = git(src, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
     for rel in files:
         if rel and (src / rel).is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src / rel, dest / rel, follow_symlinks=False)
-    head = _git(src, "rev-parse", "--short", "HEAD")
-    dirty = _git(src, "status", "--porcelain")
+    head = git(src, "rev-parse", "--short", "HEAD")
+    dirty = git(src, "status", "--porcelain")
     return f"snapshot of {head}" + (" with local changes" if dirty else "")
 
 
@@ -185,26 +186,26 @@ def publish(src: Path, bare: Path, branch: str, break_name: str | None) -> str:
         raise SystemExit(f"unknown break {break_name!r}; known: {', '.join(sorted(BREAKS))}")
     if not (bare / "HEAD").is_file():
         bare.mkdir(parents=True, exist_ok=True)
-        _git(bare, "init", "--bare", "--quiet", "--initial-branch", branch)
+        git(bare, "init", "--bare", "--quiet", "--initial-branch", branch)
     with tempfile.TemporaryDirectory(prefix="esp-e2e-served-") as tmp:
         tree = Path(tmp)
-        _git(tree, "init", "--quiet", "--initial-branch", branch)
+        git(tree, "init", "--quiet", "--initial-branch", branch)
         title = snapshot(src, tree)
-        _git(tree, "add", "-A")
-        _git(tree, "commit", "--quiet", "-m", title)
+        git(tree, "add", "-A")
+        git(tree, "commit", "--quiet", "-m", title)
         changes = prepare(tree)
-        _git(tree, "add", "-A")
+        git(tree, "add", "-A")
         # Ignored in the checkout (downloaded upstream files are never committed to it).
-        _git(tree, "add", "--force", f"{RELEASE_DIR}/{RELEASE_FILE}")
-        _git(tree, "commit", "--quiet", "-m", "e2e harness: the pinned release file, local\n\n"
+        git(tree, "add", "--force", f"{RELEASE_DIR}/{RELEASE_FILE}")
+        git(tree, "commit", "--quiet", "-m", "e2e harness: the pinned release file, local\n\n"
              + "\n".join(f"- {c}" for c in changes))  # fmt: skip
         if break_name is not None:
             what = BREAKS[break_name](tree)
             # -A: a break may add a file (commit -a alone would leave it out of the commit).
-            _git(tree, "add", "-A")
-            _git(tree, "commit", "--quiet", "-m", f"E2E_BREAK={break_name}: {what}")
-        _git(tree, "push", "--quiet", "--force", str(bare), f"HEAD:refs/heads/{branch}")
-        return _git(tree, "rev-parse", "HEAD")
+            git(tree, "add", "-A")
+            git(tree, "commit", "--quiet", "-m", f"E2E_BREAK={break_name}: {what}")
+        git(tree, "push", "--quiet", "--force", str(bare), f"HEAD:refs/heads/{branch}")
+        return git(tree, "rev-parse", "HEAD")
 
 
 def main(argv: list[str] | None = None) -> int:
