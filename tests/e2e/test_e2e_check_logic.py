@@ -103,6 +103,14 @@ def test_a_failed_sync_is_reported_with_argo_cds_message() -> None:
     # Retrying after two failed attempts is a failure too; one may be a transient.
     assert argocd.failure(_failing_app("Running", retries=2)) is not None
     assert argocd.failure(_failing_app("Running", retries=1)) is None
+    # ... unless what failed was a hook that ran: that is no transient.
+    hook = _failing_app("Running", retries=1)
+    hook["status"]["operationState"]["syncResult"]["resources"] = [
+        {"kind": "Job", "name": "isolation-verify", "hookType": "PostSync",
+         "hookPhase": "Failed", "message": "Job has reached the specified backoff limit"}
+    ]  # fmt: skip
+    why = argocd.failure(hook)
+    assert why is not None and "Job/isolation-verify: Job has reached" in why
     # An attempt under way after earlier failures: its message is progress, not a failure.
     waiting = "waiting for healthy state of /Namespace/event-pipeline and 1 more resources"
     assert argocd.failure(_failing_app("Running", retries=2, message=waiting)) is None

@@ -4,9 +4,9 @@
 
 "Succeeded" covers hooks: the last operation's phase is Succeeded and every hook it ran
 (PostSync Jobs of the isolation demo) reports hookPhase Succeeded. A sync of the awaited
-revision that failed (phase Failed/Error, or failed twice and now retrying) ends the wait at once
-with Argo CD's own message: retries are for what settles by itself (CRDs still arriving), and a
-wrong manifest fails the same way every time.
+revision that failed (phase Failed/Error; or, now retrying, failed twice or once in a hook) ends
+the wait at once with Argo CD's own message: retries are for what settles by itself (CRDs still
+arriving), and a wrong manifest fails the same way every time.
 """
 
 from __future__ import annotations
@@ -65,7 +65,13 @@ def failure(app: dict[str, Any], revision: str | None = None) -> str | None:
     # While an attempt runs, its message is progress ("waiting for healthy state of ..."); a
     # failed attempt that will be retried says "... Retrying attempt #N at T.".
     retrying = phase == "Running" and "Retrying attempt #" in str(op.get("message") or "")
-    if phase in ("Failed", "Error") or (retrying and retries >= FAILED_ATTEMPTS):
+    # A hook that ran and failed is no transient (its Job got as far as running): one attempt
+    # says it all, and its Jobs' retries make each attempt long.
+    hook_failed = any(
+        r.get("hookType") and r.get("hookPhase") in ("Failed", "Error")
+        for r in (op.get("syncResult") or {}).get("resources") or []
+    )
+    if phase in ("Failed", "Error") or (retrying and (retries >= FAILED_ATTEMPTS or hook_failed)):
         failed = [
             f"{r.get('kind')}/{r.get('name')}: {r.get('message')}"
             for r in (op.get("syncResult") or {}).get("resources") or []
