@@ -46,7 +46,7 @@ rehearsal: venv ## Run the rendered workflows' steps as containers (Docker engin
 local: venv ## One batch against a throwaway local PostgreSQL, top users ([COUNT=] [USERS=] [SEED=])
 	$(PY) scripts/local-run $(if $(COUNT),--count $(COUNT)) $(if $(USERS),--users $(USERS)) $(if $(SEED),--seed $(SEED))
 
-bench: venv $(VENV)/.bench-done ## Figures of generate/aggregate against DuckDB (installs requirements-bench.txt)
+bench: venv $(VENV)/.bench-done ## Figures of generate/aggregate against DuckDB and chDB (installs requirements-bench.txt)
 	$(PY) scripts/bench
 
 $(VENV)/.bench-done: requirements-bench.txt $(VENV)/.done
