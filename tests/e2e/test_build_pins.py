@@ -6,7 +6,12 @@ tests/e2e/build checks this too before building (with `go list`); this test catc
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -120,3 +125,56 @@ def test_coredns_links_every_plugin_its_corefile_uses() -> None:
     used = {"metrics" if p == "prometheus" else p for p in corefile_plugins()}
     assert {"kubernetes", "health", "ready", "metrics"} <= used, used
     assert used <= imported, f"CoreDNS is built without {sorted(used - imported)}"
+
+
+ARGO_UI_GIT = "git+https://github.com/argoproj/argo-ui.git#"
+
+
+def module_file(directory: str, module: str, version: str, name: str, tmp: Path) -> str:
+    """NAME in MODULE@VERSION: from the copy tests/e2e/build makes (modules/DIRECTORY/src) if it is
+    of that version; else, in CI (where the build running beside `make test` may not have made it
+    yet), from the module zip `go mod download` fetches, as the build does; else the test skips."""
+    src = MODULES / directory / "src"
+    marker = src / ".esp-source"
+    if marker.is_file() and marker.read_text().strip() == f"{module}@{version}":
+        return (src / name).read_text()
+    if os.environ.get("CI", "").lower() != "true":
+        pytest.skip(f"no {src} of {version} (made by tests/e2e/build: argo-workflows, argo-cd)")
+    go = shutil.which("go")
+    assert go, f"CI=true and no go to read {name} from {module}@{version}"
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": ""}
+    # Outside any module: the wrapper modules replace MODULE by ./src. A module needing a newer Go
+    # (Argo CD) is downloaded but reported as an error: its zip is there all the same.
+    proc = subprocess.run(
+        [go, "mod", "download", "-json", f"{module}@{version}"],
+        cwd=tmp, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    zip_path = json.loads(proc.stdout or "{}").get("Zip", "")
+    assert zip_path and Path(zip_path).is_file(), f"go mod download {module}@{version}: {proc}"
+    with zipfile.ZipFile(zip_path) as archive:
+        return archive.read(f"{module}@{version}/{name}").decode()
+
+
+def test_argo_workflows_ui_is_built_with_the_argo_ui_commit_it_pins(tmp_path: Path) -> None:
+    """tests/e2e/build replaces the UI's argo-ui git URL (unreachable here) by a file: copy of
+    ARGO_WORKFLOWS_ARGO_UI: that must be the commit Argo Workflows' ui/package.json pins."""
+    pins = versions_env()
+    package = json.loads(
+        module_file("argo-server", "github.com/argoproj/argo-workflows/v4",
+                    pins["ARGO_WORKFLOWS_VERSION"], "ui/package.json", tmp_path)
+    )  # fmt: skip
+    assert package["dependencies"]["argo-ui"] == ARGO_UI_GIT + pins["ARGO_WORKFLOWS_ARGO_UI"]
+
+
+def test_argo_cd_ui_names_the_pnpm_the_build_installs(tmp_path: Path) -> None:
+    """Argo CD's UI is built with the pnpm its ui/package.json names (PNPM_VERSION), and its
+    argo-ui is a git URL of a commit, which the build replaces by a file: copy of ARGOCD_ARGO_UI
+    (the nearest reachable: the pinned one is not)."""
+    pins = versions_env()
+    package = json.loads(
+        module_file("argo-cd", "github.com/argoproj/argo-cd/v3", pins["ARGOCD_VERSION"],
+                    "ui/package.json", tmp_path)
+    )  # fmt: skip
+    assert package["packageManager"] == f"pnpm@{pins['PNPM_VERSION']}"
+    assert re.fullmatch(re.escape(ARGO_UI_GIT) + "[0-9a-f]{40}", package["dependencies"]["argo-ui"])
+    assert re.fullmatch("[0-9a-f]{40}", pins["ARGOCD_ARGO_UI"])

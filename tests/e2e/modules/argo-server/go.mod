@@ -1,8 +1,8 @@
 // Wrapper module: builds Argo Workflows' `argo` (CLI, argo-server) and `argoexec` from a copy of the
 // v4.0.5 module (./src, made by tests/e2e/build), because the module zip lacks two files: the web UI
-// ui/dist/app (embedded by go:embed; a placeholder page goes there, the API is unchanged) and
-// workflow/executor/osspecific/signal_linux.go (a symlink upstream; zips drop symlinks; it is made
-// again). v4.0.5: see modules/argo-workflows.
+// ui/dist/app (embedded by go:embed; tests/e2e/build builds it from the copy's ui/, puts it there)
+// and workflow/executor/osspecific/signal_linux.go (a symlink upstream; zips drop symlinks; it is
+// made again). v4.0.5: see modules/argo-workflows.
 module esp.local/e2e/argo-server
 
 go 1.26.0
