@@ -9,7 +9,7 @@ OVERLAY ?=
 # Empty: minikube. A kubectl context name: deploy onto that existing cluster (no minikube).
 CONTEXT ?=
 
-.PHONY: help prereqs venv lint validate test test-fast rehearsal local bench isolation-demo report up down dry-run overlay e2e e2e-cluster e2e-down e2e-breaks
+.PHONY: help prereqs venv lint validate test test-fast rehearsal local bench isolation-demo report up down dry-run overlay e2e e2e-cluster e2e-down e2e-breaks ui-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -82,5 +82,7 @@ e2e-cluster: ## Real cluster only (no deploy): build, start, cluster-check (runc
 e2e-down: ## Stop a cluster kept by E2E_KEEP=1
 	tests/e2e/stop
 
+ui-check: venv ## On a kept cluster (E2E_KEEP=1): only the browser rows of the two web UIs (screenshots beside the report)
+	tests/e2e/check "in Chromium"
 e2e-breaks: venv ## On a kept cluster: each deliberately broken manifest must make the checks fail
 	tests/e2e/breaks

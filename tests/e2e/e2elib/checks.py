@@ -436,6 +436,47 @@ def check_argo_server_auth(s: Session) -> report.Row:
     )
 
 
+def _browser(ui: str) -> report.Row:
+    """Run e2elib.browser for one UI inside the cluster's namespaces; its steps are the row."""
+    shots = report.report_path().with_name(report.report_path().stem + "-screenshots")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    argv = kube.in_ns([sys.executable, "-m", "e2elib.browser", ui, "--shots", str(shots)])
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=900, env=env)
+    sys.stderr.write(proc.stderr[-4000:])
+    try:
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        return report.Row("", "failed", f"e2elib.browser {ui} exited {proc.returncode}: {last}")
+    steps = "; ".join(f"{name}: {seen}" for name, seen in got["steps"] if name != "failed")
+    problems = [got["error"]] if got["error"] else []
+    problems += got["console"][:5]
+    summary = steps + (f"; FAILED: {' | '.join(problems)}" if problems else "")
+    if got.get("network_changed"):
+        summary += (
+            f"; {got['network_changed']} request(s) aborted by net::ERR_NETWORK_CHANGED (new pod"
+            " interfaces in the node's network namespace, where the browser runs)"
+        )
+    return report.Row(
+        "",
+        "passed" if got["ok"] and proc.returncode == 0 else "failed",
+        f"{summary} ({len(got['shots'])} screenshots in {shots})",
+        details={"screenshots": got["shots"], "console": got["console"], "steps": got["steps"]},
+    )
+
+
+def check_argocd_ui(s: Session) -> report.Row:
+    """Argo CD's web UI in Chromium: log in as admin, the three Applications Synced/Healthy,
+    event-pipeline's resource tree, SYNC -> SYNCHRONIZE, the operation Succeeded."""
+    return _browser("argocd")
+
+
+def check_workflows_ui(s: Session) -> report.Row:
+    """Argo Workflows' web UI in Chromium: nothing without a token; with the workflows-ui
+    token the CronWorkflow's runs, a run's green steps and the aggregate step's log."""
+    return _browser("workflows")
+
+
 def _aggregate_pods(workflow: str) -> list[dict[str, Any]]:
     return [
         p for p in workflows.pods(PIPELINE_NS, workflow) if "aggregate" in p["metadata"]["name"]
@@ -848,6 +889,8 @@ CHECKS: list[Check] = [
     ("NetworkPolicies, both ways", check_network_policies, ()),
     ("Argo Workflows API: client auth only", check_argo_server_auth, ()),
     ("CronWorkflow fires on schedule", check_cron, ()),
+    ("Argo Workflows UI in Chromium: token, runs, logs", check_workflows_ui, ()),
+    ("Argo CD UI in Chromium: login, apps, SYNCHRONIZE", check_argocd_ui, ()),
     ("git push to deploy (webhook)", check_push_deploy, ()),
     ("delivery loop: images workflow -> registry -> bump -> Argo CD", check_delivery, ()),
     ("self-heal: deleted and edited objects", check_self_heal, ()),
