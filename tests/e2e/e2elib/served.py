@@ -151,12 +151,23 @@ def break_bump_tag_not_built(tree: Path) -> str:
     return "the images workflow's bump job commits sha-<8 hex>, a tag the build job never pushed"
 
 
+def break_argo_ui_base_href(tree: Path) -> str:
+    path = tree / "infrastructure/argo-workflows/patches/argo-server-client-auth-only.yaml"
+    text = path.read_text()
+    old = "value: [server, --auth-mode, client]"
+    if old not in text:
+        raise ValueError(f"{path}: {old!r} not found")
+    path.write_text(text.replace(old, "value: [server, --auth-mode, client, --base-href, /argo/]"))
+    return "argo-server --base-href /argo/ with no proxy that strips it: the UI's assets never load"
+
+
 BREAKS: dict[str, Callable[[Path], str]] = {
     "project-denies-configmap": break_project_denies_configmap,
     "wrong-serviceaccount": break_wrong_serviceaccount,
     "netpol-blocks-postgres": break_netpol_blocks_postgres,
     "no-gvisor-annotation-on-c": break_no_gvisor_annotation_on_c,
     "bump-tag-not-built": break_bump_tag_not_built,
+    "argo-ui-base-href": break_argo_ui_base_href,
 }
 
 
