@@ -173,6 +173,7 @@ def argocd_flow(b: Browser, url: str) -> None:
     page.locator(".top-bar__action-menu button", has_text=re.compile(r"^\s*Sync\s*$")).click()
     panel_button = page.locator("[qe-id=application-sync-panel-button-synchronize]")
     panel_button.wait_for(state="visible")
+    page.wait_for_timeout(1000)  # the panel slides in; the screenshot shows it in place
     b.step("sync-panel", "SYNC pressed: the sync panel is open")
     panel_button.click()
     clicked = time.time()
@@ -307,8 +308,9 @@ def run(ui: str, shots: Path) -> dict[str, Any]:
     result: dict[str, Any] = {"ok": False, "steps": [], "shots": [], "console": [], "error": ""}
     with port_forward(*target) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        # UTC: the Argo CD row finds the operation's end time in the page's local time.
         context = browser.new_context(
-            ignore_https_errors=True, viewport={"width": 1280, "height": 800}
+            ignore_https_errors=True, viewport={"width": 1280, "height": 800}, timezone_id="UTC"
         )
         context.set_default_timeout(TIMEOUT_MS)
         b = Browser(context.new_page(), shots, ui)
