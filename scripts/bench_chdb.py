@@ -16,7 +16,7 @@ import io
 import sys
 
 import chdb
-import psycopg2  # type: ignore[import-untyped]
+from bench_copy import copy_totals
 
 QUERY = """
 SELECT userId, sum(sessionDuration), count()
@@ -34,15 +34,7 @@ def main() -> int:
     # TabSeparated escapes with a backslash; bench users need no escaping: checked anyway.
     if b"\\" in data:
         raise SystemExit("bench_chdb: a user id needs escaping")
-    conn = psycopg2.connect("", application_name="bench-chdb")
-    with conn, conn.cursor() as cur:
-        cur.execute(
-            f"CREATE TABLE IF NOT EXISTS {table} (user_id text PRIMARY KEY,"
-            " total_session_duration bigint NOT NULL, event_count bigint NOT NULL)"
-        )
-        cur.execute(f"TRUNCATE {table}")
-        cur.copy_expert(f"COPY {table} FROM STDIN", io.BytesIO(data))
-    conn.close()
+    copy_totals(table, io.BytesIO(data), "bench-chdb")
     print(data.count(b"\n"))
     return 0
 

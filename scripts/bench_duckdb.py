@@ -14,7 +14,7 @@ import io
 import sys
 
 import duckdb
-import psycopg2  # type: ignore[import-untyped]
+from bench_copy import copy_totals
 
 QUERY = """
 SELECT userId, sum(sessionDuration)::BIGINT, count(*)
@@ -34,15 +34,7 @@ def main() -> int:
             raise SystemExit(f"bench_duckdb: user id needs escaping: {user!r}")
         text.write(f"{user}\t{total}\t{count}\n")
     text.seek(0)
-    conn = psycopg2.connect("", application_name="bench-duckdb")
-    with conn, conn.cursor() as cur:
-        cur.execute(
-            f"CREATE TABLE IF NOT EXISTS {table} (user_id text PRIMARY KEY,"
-            " total_session_duration bigint NOT NULL, event_count bigint NOT NULL)"
-        )
-        cur.execute(f"TRUNCATE {table}")
-        cur.copy_expert(f"COPY {table} FROM STDIN", text)
-    conn.close()
+    copy_totals(table, text, "bench-duckdb")
     print(len(rows))
     return 0
 
