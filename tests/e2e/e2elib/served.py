@@ -141,23 +141,24 @@ def break_project_denies_configmap(tree: Path) -> str:
     return "a ConfigMap in the pipeline, a kind AppProject event-pipeline does not allow"
 
 
-def break_bump_tag_not_built(tree: Path) -> str:
-    path = tree / ".github/workflows/images.yml"
+def _replace(path: Path, old: str, new: str) -> None:
+    """Replace text a break expects to find (ValueError when upstream text moved)."""
     text = path.read_text()
-    old = 'tag="sha-${GITHUB_SHA::7}"'
     if old not in text:
         raise ValueError(f"{path}: {old!r} not found")
-    path.write_text(text.replace(old, 'tag="sha-${GITHUB_SHA::8}"'))
+    path.write_text(text.replace(old, new))
+
+
+def break_bump_tag_not_built(tree: Path) -> str:
+    path = tree / ".github/workflows/images.yml"
+    _replace(path, 'tag="sha-${GITHUB_SHA::7}"', 'tag="sha-${GITHUB_SHA::8}"')
     return "the images workflow's bump job commits sha-<8 hex>, a tag the build job never pushed"
 
 
 def break_argo_ui_base_href(tree: Path) -> str:
     path = tree / "infrastructure/argo-workflows/patches/argo-server-client-auth-only.yaml"
-    text = path.read_text()
     old = "value: [server, --auth-mode, client]"
-    if old not in text:
-        raise ValueError(f"{path}: {old!r} not found")
-    path.write_text(text.replace(old, "value: [server, --auth-mode, client, --base-href, /argo/]"))
+    _replace(path, old, "value: [server, --auth-mode, client, --base-href, /argo/]")
     return "argo-server --base-href /argo/ with no proxy that strips it: the UI's assets never load"
 
 
