@@ -20,7 +20,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,17 +119,6 @@ def one_line(what: object, limit: int = 300) -> str:
     return " ".join(str(what).split())[:limit]
 
 
-def _poll(what: str, timeout: float, probe: Callable[[], Any]) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = probe()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise UIError(f"{what}: not within {timeout:.0f}s")
-        time.sleep(1)
-
-
 def _secret(ns: str, name: str, key: str) -> str:
     data = kube.get("-n", ns, "secret", name)["data"][key]
     return base64.b64decode(data).decode()
@@ -183,7 +172,7 @@ def argocd_flow(b: Browser, url: str) -> None:
         newer = op.get("startedAt") != before.get("startedAt")
         return op if newer and op.get("phase") in ("Succeeded", "Failed", "Error") else None
 
-    op = _poll("the sync started from the UI to finish", 600, new_operation_done)
+    op = kube.wait_for("the sync started from the UI to finish", 600, new_operation_done, 1)
     by = ((op.get("operation") or {}).get("initiatedBy") or {}).get("username")
     if op["phase"] != "Succeeded" or by != "admin":
         raise UIError(f"the sync from the UI ended {op['phase']} (by {by}): {op.get('message')}")
@@ -195,7 +184,9 @@ def argocd_flow(b: Browser, url: str) -> None:
         text = " ".join(panel.inner_text().split())
         return text if finished in text else None
 
-    shown = _poll(f"the LAST SYNC panel to show the sync that ended {finished}", 60, panel_text)
+    shown = kube.wait_for(
+        f"the LAST SYNC panel to show the sync ended {finished}", 60, panel_text, 1
+    )
     if "Sync OK" not in shown:
         raise UIError(f"the LAST SYNC panel shows {shown[:200]!r}")
     b.step(
