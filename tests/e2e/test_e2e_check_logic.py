@@ -37,6 +37,27 @@ def test_an_app_is_done_only_when_synced_healthy_and_every_hook_succeeded() -> N
     assert "hooks=1/2" in argocd.state(_app("Synced", "Healthy", "Failed", ["Succeeded", "x"]))[1]
 
 
+def test_terminate_patches_only_the_operations_still_running(monkeypatch: Any) -> None:
+    apps = {"root": _app("Synced", "Healthy", "Succeeded", []),
+            "event-pipeline": _app("Synced", "Healthy", "Running", ["Running"])}  # fmt: skip
+    apps["event-pipeline"]["status"]["operationState"]["message"] = "Retrying attempt #2"  # type: ignore[index]
+    calls: list[tuple[str, ...]] = []
+    monkeypatch.setattr(argocd.kube, "get", lambda *a: apps[a[-1]])
+
+    def kubectl(*args: str, **_: object) -> str:
+        calls.append(args)
+        return ""
+
+    monkeypatch.setattr(argocd.kube, "kubectl", kubectl)
+    assert argocd.terminate_running(("root", "event-pipeline")) == [
+        "event-pipeline: Retrying attempt #2"
+    ]
+    patch = '{"status": {"operationState": {"phase": "Terminating"}}}'
+    assert calls == [
+        ("-n", "argocd", "patch", "application", "event-pipeline", "--type", "merge", "-p", patch)
+    ]
+
+
 def test_steps_are_pod_nodes_with_durations() -> None:
     wf = {
         "status": {

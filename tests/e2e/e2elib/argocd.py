@@ -1,6 +1,7 @@
 """Wait until Argo CD reports every Application Synced, Healthy and its last sync Succeeded.
 
     python3 -m e2elib.argocd wait [--timeout 900] [--app NAME ...] [--revision SHA]
+    python3 -m e2elib.argocd terminate [--app NAME ...]
 
 "Succeeded" covers hooks: the last operation's phase is Succeeded and every hook it ran
 (PostSync Jobs of the isolation demo) reports hookPhase Succeeded. A sync of the awaited
@@ -12,6 +13,7 @@ arriving), and a wrong manifest fails the same way every time.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -143,6 +145,26 @@ def wait(
         time.sleep(3)
 
 
+def terminate_running(apps: tuple[str, ...]) -> list[str]:
+    """Terminate each app's operation that still runs, as a user does with TERMINATE once the
+    failure is read: a failed sync waiting for its next retry, or one whose hook can never
+    finish (an image that was never pushed). Argo CD takes a new commit only when the operation
+    ends, so without this the next push waits for retries and hook deadlines (minutes). Returns
+    "app: message" for each one terminated. The same update `argocd app terminate-op` makes."""
+    terminated = []
+    for name in apps:
+        op = (kube.get("-n", "argocd", "application", name).get("status") or {}).get(
+            "operationState"
+        ) or {}
+        if op.get("phase") != "Running":
+            continue
+        patch = {"status": {"operationState": {"phase": "Terminating"}}}
+        kube.kubectl("-n", "argocd", "patch", "application", name, "--type", "merge",
+                     "-p", json.dumps(patch))  # fmt: skip
+        terminated.append(f"{name}: {str(op.get('message') or 'running')[:160]}")
+    return terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -150,8 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--timeout", type=float, default=900)
     w.add_argument("--app", action="append", default=None)
     w.add_argument("--revision", default=None)
+    t = sub.add_parser("terminate", help="terminate every operation still running")
+    t.add_argument("--app", action="append", default=None)
     args = parser.parse_args(argv)
     try:
+        if args.cmd == "terminate":
+            for line in terminate_running(tuple(args.app or APPS)):
+                print(f"terminated the operation of {line}")
+            return 0
         wait(tuple(args.app or APPS), args.timeout, args.revision)
     except kube.KubeError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)

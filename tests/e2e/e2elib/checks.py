@@ -760,7 +760,7 @@ def check_delivery(s: Session) -> report.Row:
     t1 = time.monotonic()
     name = workflows.submit_from_cron(PIPELINE_NS, "event-pipeline")
     try:
-        # An image the registry does not have keeps its pod Pending: fail in 90 s, not 20 min.
+        # An image the registry does not have keeps its pod Pending: fail in 45 s, not 20 min.
         wf = workflows.wait_done(PIPELINE_NS, name, 1200)
     except workflows.Stuck:
         kube.kubectl("-n", PIPELINE_NS, "delete", "workflow", name, "--wait=false", check=False)

@@ -49,8 +49,9 @@ class Stuck(Exception):
 
 def _pending_too_long(ns: str, workflow: str, seconds: float) -> str | None:
     """Why a pod of the workflow has been Pending for more than `seconds` (its last warning
-    event), or None. Pods start within ~30 s here; one that does not (a Secret it cannot
-    mount, a missing ServiceAccount, an image not loaded) never will."""
+    event), or None. Pods start within seconds here, even on a loaded node; one still Pending
+    after 45 s (a Secret it cannot mount, a missing ServiceAccount, an image not loaded) never
+    starts."""
     now = time.time()
     for pod in pods(ns, workflow):
         created = _ts(pod["metadata"].get("creationTimestamp"))
@@ -64,7 +65,7 @@ def _pending_too_long(ns: str, workflow: str, seconds: float) -> str | None:
     return None
 
 
-def wait_done(ns: str, name: str, timeout: float, stuck_after: float = 90) -> dict[str, Any]:
+def wait_done(ns: str, name: str, timeout: float, stuck_after: float = 45) -> dict[str, Any]:
     """The Workflow once it has finished (any phase); KubeError after timeout, Stuck as soon
     as one of its pods has been Pending for `stuck_after` seconds."""
 
