@@ -9,10 +9,10 @@
 
 E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 E2E_CACHE="${E2E_CACHE:-/var/cache/esp-e2e}"
-E2E_STATE="${E2E_STATE:-/run/esp-e2e}"     # pids/, logs/, certs/, config/, kubeconfig (host-visible)
-E2E_DATA="${E2E_DATA:-/var/lib/esp-e2e}"   # the node's /var/lib and /var/log (on disk)
+E2E_STATE="${E2E_STATE:-/run/esp-e2e}"   # pids/, logs/, certs/, config/, kubeconfig (host-visible)
+E2E_DATA="${E2E_DATA:-/var/lib/esp-e2e}" # the node's /var/lib and /var/log (on disk)
 E2E_NETNS="${E2E_NETNS:-esp-e2e}"
-E2E_CGROUP="${E2E_CGROUP:-esp-e2e}"        # cgroup (v1 hierarchies) of everything started
+E2E_CGROUP="${E2E_CGROUP:-esp-e2e}" # cgroup (v1 hierarchies) of everything started
 E2E_NODE_NAME="${E2E_NODE_NAME:-e2e-node}"
 E2E_NODE_IP="${E2E_NODE_IP:-10.250.0.2}"
 E2E_POD_CIDR="${E2E_POD_CIDR:-10.244.0.0/24}"
@@ -33,7 +33,10 @@ E2E_HOST_BEFORE="${E2E_HOST_BEFORE:-${TMPDIR:-/tmp}/esp-e2e-host-before.txt}"
 export E2E_DIR E2E_CACHE E2E_STATE E2E_DATA E2E_NETNS E2E_KUBECONFIG E2E_REGISTRY
 
 e2e_log() { printf '%s e2e: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-e2e_die() { printf '%s e2e: ERROR: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; exit 1; }
+e2e_die() {
+  printf '%s e2e: ERROR: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2
+  exit 1
+}
 
 # The build's outputs (KUBE_BIN_DIR, KUBECTL, RUNSC, CONTAINERD_SHIM_RUNSC, IMAGES_LIST, ...).
 e2e_load_build_env() {
@@ -231,7 +234,10 @@ e2e_push_images() {
     [[ -n $ref && $ref != \#* && $ref != esp.local/* ]] || continue
     dest="$(e2e_registry_ref "$ref")" || return 1
     want="$("${skopeo[@]}" inspect --config --raw "docker-archive:$tar" | sha256sum)" \
-      || { echo "cannot read the image config in $tar ($ref)" >&2; return 1; }
+      || {
+        echo "cannot read the image config in $tar ($ref)" >&2
+        return 1
+      }
     want="${want%% *}"
     # Not there yet: skopeo fails ("manifest unknown").
     have="$(e2e_in_ns "${skopeo[@]}" inspect --cert-dir "$E2E_REGISTRY_TRUST" --config --raw "docker://$dest" \
@@ -242,7 +248,10 @@ e2e_push_images() {
       continue
     fi
     e2e_in_ns "${skopeo[@]}" copy --quiet --dest-cert-dir "$E2E_REGISTRY_TRUST" \
-      "docker-archive:$tar" "docker://$dest" || { echo "push of $tar ($ref) to $dest failed" >&2; return 1; }
+      "docker-archive:$tar" "docker://$dest" || {
+      echo "push of $tar ($ref) to $dest failed" >&2
+      return 1
+    }
     echo "$ref: pushed as $dest (config sha256:$want)"
   done <"$IMAGES_LIST"
 }
