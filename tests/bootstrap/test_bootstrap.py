@@ -65,7 +65,8 @@ def test_dry_run_prints_every_step_with_pinned_versions() -> None:
     ) in out
     # The images are built under exactly the names the overlay renders, then loaded.
     for ref in rendered_images("minikube"):
-        assert f"docker build -t {ref} " in out
+        target = ref.rsplit("/", 1)[-1].split(":")[0]  # the image is the target of its name
+        assert f"docker build -t {ref} -f {ROOT}/images/Dockerfile --target {target} " in out
         assert f"minikube image load -p event-pipeline {ref}" in out
     assert "runtimeClassName: gvisor" in out  # the smoke-test pod
     assert "postgres-credentials" in out and "<random, 32 chars>" in out

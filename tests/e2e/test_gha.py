@@ -64,7 +64,7 @@ def test_images_workflow_triggers() -> None:
     assert gha.push_triggers(wf, main, ["images/pipeline/src/event_pipeline/__init__.py"])
     assert gha.push_triggers(wf, main, [".github/workflows/images.yml"])
     assert not gha.push_triggers(wf, main, ["README.md", "base/kustomization.yaml"])
-    assert not gha.push_triggers(wf, "refs/heads/feature", ["images/generator/Dockerfile"])
+    assert not gha.push_triggers(wf, "refs/heads/feature", ["images/Dockerfile"])
     assert gha.push_triggers(wf, "refs/tags/v1.2.3", ["README.md"])  # paths: not for tags
     assert not gha.push_triggers(wf, "refs/tags/release", ["images/x"])
 
@@ -148,7 +148,7 @@ def test_run_steps_outputs_env_and_failures(tmp_path: Path) -> None:
 
 def test_images_build_job_with_recording_stand_ins(tmp_path: Path) -> None:
     """Every expression of the real build job evaluates here; the image name is lower-cased by
-    its own run step; the push gets the metadata stand-in's tags and the matrix's Dockerfile."""
+    its own run step; the push gets the metadata stand-in's tags and the matrix's target."""
     wf = gha.load(IMAGES_WORKFLOW)
     pushed: list[dict[str, str]] = []
 
@@ -168,14 +168,16 @@ def test_images_build_job_with_recording_stand_ins(tmp_path: Path) -> None:
     }
     gha.run_job(wf, "build", _ctx(), stand_ins, tmp_path, log=lambda _: None)
     assert all(p["push"] == "true" for p in pushed)  # YAML `push: true`, as GitHub passes it
-    assert [(p["file"], p["tags"], p["context"]) for p in pushed] == [
+    assert [(p["file"], p["target"], p["tags"], p["context"]) for p in pushed] == [
         (
-            "images/generator/Dockerfile",
+            "images/Dockerfile",
+            "event-generator",
             "ghcr.io/example-org/event-generator:sha-0123456",
             "images",
         ),
         (
-            "images/aggregator/Dockerfile",
+            "images/Dockerfile",
+            "event-aggregator",
             "ghcr.io/example-org/event-aggregator:sha-0123456",
             "images",
         ),

@@ -15,11 +15,9 @@ from event_pipeline.pgserver import LocalPostgres
 from needs import local_postgres
 
 REPO = Path(__file__).resolve().parents[2]
-# logical image name (as in the manifests) -> Dockerfile (build context: images/)
-IMAGES = {
-    "event-generator": REPO / "images" / "generator" / "Dockerfile",
-    "event-aggregator": REPO / "images" / "aggregator" / "Dockerfile",
-}
+# One Dockerfile (build context: images/); each logical image name in the manifests is a target.
+DOCKERFILE = REPO / "images" / "Dockerfile"
+IMAGES = ("event-generator", "event-aggregator")
 
 
 HOST_CAS = Path("/usr/local/share/ca-certificates")
@@ -60,8 +58,8 @@ def pipeline_images(docker_engine: dict[str, str], base_image: str) -> dict[str,
     """Both images built from this checkout on the locally made base (nothing pulled)."""
     base = build_base(docker_engine, base_image)
     built: dict[str, str] = {}
-    for name, dockerfile in IMAGES.items():
-        assert dockerfile.is_file(), f"{dockerfile.relative_to(REPO)} is missing"
+    assert DOCKERFILE.is_file(), f"{DOCKERFILE.relative_to(REPO)} is missing"
+    for name in IMAGES:
         tag = f"rehearsal/{name}:local"
         proc = subprocess.run(
             [
@@ -71,7 +69,9 @@ def pipeline_images(docker_engine: dict[str, str], base_image: str) -> dict[str,
                 "--tag",
                 tag,
                 "--file",
-                str(dockerfile),
+                str(DOCKERFILE),
+                "--target",
+                name,
                 "--build-arg",
                 f"BASE_IMAGE={base}",
                 str(REPO / "images"),

@@ -10,9 +10,10 @@ check, `git commit` and `git push origin HEAD:main`), its actions by these stand
   docker/setup-buildx-action   nothing: the harness's Docker engine builds
   docker/login-action          nothing: the harness registry takes pushes without a login
   docker/metadata-action       gha.metadata_tags (the action's sha/semver rules)
-  docker/build-push-action     docker build (same file, context, tags, labels; BASE_IMAGE is the
-                               Debian-built base, nothing can be pulled here), then skopeo copy
-                               of each tag into the harness registry; its digest is the output
+  docker/build-push-action     docker build (same file, target, context, tags, labels;
+                               BASE_IMAGE is the Debian-built base, nothing can be pulled here),
+                               then skopeo copy of each tag into the harness registry; its
+                               digest is the output
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def stand_ins(state: Path, base_image: str, delivery: Delivery) -> dict[str, gha
     def build_push(inputs: dict[str, str], workspace: Path, ctx: gha.Context) -> dict[str, str]:
         tags = [t for t in inputs["tags"].splitlines() if t.strip()]
         argv = ["docker", "build", "--file", str(workspace / inputs["file"])]
+        argv += ["--target", inputs["target"]] if inputs.get("target") else []
         argv += [a for t in tags for a in ("--tag", t)]
         argv += [a for lb in inputs.get("labels", "").splitlines() if lb for a in ("--label", lb)]
         argv += ["--build-arg", f"BASE_IMAGE={base_image}", str(workspace / inputs["context"])]
