@@ -104,15 +104,25 @@ class Browser:
         self.steps.append((name, observed))
         print(f"    {self.prefix} {name}: {observed}", file=sys.stderr, flush=True)
 
-    def wait_text(
-        self, text: str | re.Pattern[str], what: str, timeout_ms: int = TIMEOUT_MS
-    ) -> Any:
-        loc = self.page.get_by_text(text).first
-        try:
-            loc.wait_for(state="visible", timeout=timeout_ms)
-        except Exception as exc:
-            raise UIError(f"{what}: {text!r} not shown within {timeout_ms / 1000:.0f}s") from exc
-        return loc
+    def goto(self, url: str, ready: str, attempts: int = 3) -> Any:
+        """Open url and wait for the `ready` selector. A page whose own scripts were aborted by
+        ERR_NETWORK_CHANGED (a pod started meanwhile) stays blank: it is loaded again, as a
+        user presses reload. Any other failure to show `ready` is the UI's."""
+        for attempt in range(1, attempts + 1):
+            aborted = len(self.network_changed)
+            self.page.goto(url)
+            loc = self.page.locator(ready).first
+            try:
+                loc.wait_for(state="visible", timeout=TIMEOUT_MS)
+                return loc
+            except Exception:
+                aborted = len(self.network_changed) - aborted
+                if not aborted or attempt == attempts:
+                    raise
+                why = f"{aborted} request(s) aborted by ERR_NETWORK_CHANGED"
+                print(f"    {self.prefix}: {url} not shown, {why}: loading it again",
+                      file=sys.stderr, flush=True)  # fmt: skip
+        raise AssertionError("unreachable")
 
 
 def one_line(what: object, limit: int = 300) -> str:
@@ -134,8 +144,7 @@ def argocd_flow(b: Browser, url: str) -> None:
     ends Succeeded on the page and in the Application's status."""
     page = b.page
     password = _secret("argocd", "argocd-initial-admin-secret", "password")
-    page.goto(f"{url}/login")
-    page.locator("input[name=username]").fill("admin")
+    b.goto(f"{url}/login", "input[name=username]").fill("admin")
     page.locator("input[name=password]").fill(password)
     b.step("login", "admin / the password bootstrap prints")
     page.get_by_role("button", name="Sign In").click()
@@ -151,10 +160,9 @@ def argocd_flow(b: Browser, url: str) -> None:
     b.step("applications", "; ".join(f"{k}: {v}" for k, v in tiles.items()))
 
     before = _app("event-pipeline")["status"]["operationState"]
-    page.goto(f"{url}/applications/argocd/event-pipeline")
     # The resource tree: the Application's own node and its children.
-    node = page.locator(".application-resource-tree__node", has_text="event-pipeline").first
-    node.wait_for(state="visible", timeout=TIMEOUT_MS)
+    b.goto(f"{url}/applications/argocd/event-pipeline",
+           ".application-resource-tree__node:has-text('event-pipeline')")  # fmt: skip
     nodes = page.locator(".application-resource-tree__node").count()
     b.step("event-pipeline", f"resource tree with {nodes} nodes")
 
@@ -245,8 +253,7 @@ def workflows_flow(b: Browser, url: str) -> None:
 
     # Without a token: argo-server (--auth-mode client) answers 401, the UI shows its login.
     b.expected = re.compile(r"status of 401|token not valid")
-    page.goto(f"{url}/workflows/{PIPELINE_NS}")
-    page.locator("#token").wait_for(state="visible")
+    b.goto(f"{url}/workflows/{PIPELINE_NS}", "#token")
     if page.get_by_text(latest).count():
         raise UIError(f"without a token the UI shows workflow {latest}")
     b.step("no-token", f"redirected to {page.url.removeprefix(url)}, no workflow listed")
@@ -254,8 +261,10 @@ def workflows_flow(b: Browser, url: str) -> None:
     page.locator("#token").fill(_bearer())
     b.step("login", "Bearer token of ServiceAccount workflows-ui pasted")
     page.locator(".login__token-section a", has_text="Login").click()
-    page.goto(f"{url}/workflows/{PIPELINE_NS}")
-    b.wait_text(latest, "the workflow list of event-pipeline")
+    try:
+        b.goto(f"{url}/workflows/{PIPELINE_NS}", f"text={latest}")
+    except Exception as exc:
+        raise UIError(f"the workflow list of event-pipeline: {latest!r} not shown") from exc
     b.expected = None
     names = [n for n in (w["metadata"]["name"] for w in runs) if page.get_by_text(n).count()]
     modals = _close_modals(b)
