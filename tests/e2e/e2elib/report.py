@@ -1,5 +1,7 @@
 """The e2e report: one row per check, a summary table on stdout and a JSON file.
 
+    python3 -m e2elib.report markdown [REPORT]   the README's "last verified" block, from a report
+
 A row is `passed` only when what it claims was observed; `failed` when something contradicted
 it; `not run` with the reason when it could not be observed (never counted as passed).
 """
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -72,3 +75,50 @@ class Report:
 
 def report_path() -> Path:
     return Path(os.environ.get("E2E_REPORT") or DEFAULT_REPORT)
+
+
+STAGES = ("build", "start", "cluster-check", "deploy", "check", "breaks")
+
+
+def markdown(report: dict[str, Any], width: int = 120) -> str:
+    """The last verified run, as the README shows it: date, how it was deployed, each stage's
+    time, every row (its observation cut to `width`) and each break's result."""
+    stages = report.get("stage_seconds") or {}
+    took = ", ".join(f"{s} {stages[s]} s" for s in STAGES if stages.get(s) is not None)
+    total = sum(v for v in stages.values() if isinstance(v, int | float))
+    checks = report.get("checks") or []
+    name_w = max([len(c["name"]) for c in checks] + [5])
+    rows = [f"{'check':<{name_w}}  {'result':<7}  {'time':>6}  observed",
+            f"{'-' * name_w}  {'-' * 7}  {'-' * 6}  {'-' * 40}"]  # fmt: skip
+    rows += [f"{c['name']:<{name_w}}  {c['status']:<7}  {c['seconds']:>5.0f}s  "
+             f"{' '.join(c['summary'].split())[:width]}" for c in checks]  # fmt: skip
+    passed = sum(c["status"] == "passed" for c in checks)
+    breaks = report.get("breaks") or []
+    caught = sum(bool(b.get("caught")) for b in breaks)
+    lines = [
+        f"Last verified {str(report.get('started', '?'))[:10]}: "
+        f"{'passed' if report.get('ok') else 'FAILED'}, {passed}/{len(checks)} rows"
+        + (f", {caught}/{len(breaks)} breaks caught" if breaks else "")
+        + f"; {took} ({total / 60:.1f} min).",
+        f"`{report.get('mode', '?')}`",
+        "",
+        "```text",
+        *rows,
+        *([""] + [b["result"] for b in breaks] if breaks else []),
+        "```",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] != "markdown" or len(args) > 2:
+        print("usage: python3 -m e2elib.report markdown [REPORT]", file=sys.stderr)
+        return 2
+    path = Path(args[1]) if len(args) == 2 else report_path()
+    print(markdown(json.loads(path.read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
