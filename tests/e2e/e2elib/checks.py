@@ -862,14 +862,19 @@ def _submitted_size(batch: str, count: int, users: int) -> tuple[int, int]:
 
 
 def check_user_totals(s: Session) -> report.Row:
-    batches = [r[0] for r in kube.psql("SELECT batch_id FROM batches ORDER BY batch_id")]
+    # One statement, one snapshot: a scheduled run may commit a batch at any moment, and the
+    # view must be compared with the batches it was computed from.
+    rows = kube.psql(
+        "SELECT 'batch', batch_id, '' FROM batches UNION ALL "
+        "SELECT 'user', user_id, total_session_duration::text FROM user_totals"
+    )
+    batches = sorted(r[1] for r in rows if r[0] == "batch")
     count, users = s.defaults()
     expected: Counter[str] = Counter()
     for b in batches:
         c, u = s.batches.get(b) or _submitted_size(b, count, users)
         expected.update(independent.totals(b, c, u))
-    stored = Counter({r[0]: int(r[1]) for r in kube.psql(
-        "SELECT user_id, total_session_duration FROM user_totals")})  # fmt: skip
+    stored = Counter({r[1]: int(r[2]) for r in rows if r[0] == "user"})
     ok = stored == expected and bool(batches)
     return report.Row("", "passed" if ok else "failed",
                       f"view user_totals over {len(batches)} batches: {len(stored)} users, "
