@@ -77,7 +77,7 @@ def report_path() -> Path:
     return Path(os.environ.get("E2E_REPORT") or DEFAULT_REPORT)
 
 
-STAGES = ("build", "start", "cluster-check", "deploy", "check", "breaks")
+STAGES = ("build", "start", "cluster-check", "deploy", "check", "breaks")  # as tests/e2e/run
 
 
 def markdown(report: dict[str, Any], width: int = 120) -> str:
