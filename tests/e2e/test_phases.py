@@ -51,9 +51,10 @@ def test_run_phases_add_up_to_the_whole_run() -> None:
     pod = {"metadata": {"name": "p", "uid": UID,
                         "annotations": {"workflows.argoproj.io/node-name": "wf.generate"}}}  # fmt: skip
     submitted, scheduled, done = 1796590064.0, 1796590064.3, 1796590069.0
-    got = phases.run_phases(submitted, done, [pod], {"p": scheduled}, cd, {"p": 1.5})
+    got = phases.run_phases(submitted, done, [pod], {"p": scheduled}, cd, {("p", "main"): 1.5})
     names = [p.name for p in got]
     assert names[0] == "generate: to scheduled" and names[-1] == "Argo: last exit to Succeeded"
+    assert "generate: to main running" in names
     assert sum(p.seconds for p in got) == pytest.approx(done - submitted)
     by = {p.name: p.seconds for p in got}
     assert by["generate: main, the work (its own figure)"] == 1.5
@@ -75,3 +76,42 @@ def test_missing_exit_is_named() -> None:
     pod = {"metadata": {"name": "p", "uid": UID}}
     with pytest.raises(KeyError, match="lacks a start or exit"):
         phases.run_phases(0.0, 1.0, [pod], {"p": 0.5}, cd, {})
+
+
+GEN = "7c0ffee0000000000000000000000000000000000000000000000000000000aa"
+# A containerSet pod: generate and main start together; main's emissary waits for generate.
+LOG_SET = [
+    *LOG[:5],
+    f'time="2026-12-06T20:47:45.600000000Z" level=info msg="CreateContainer within sandbox \\"{SID}\\" for &ContainerMetadata{{Name:generate,Attempt:0,}} returns container id \\"{GEN}\\""',
+    f'time="2026-12-06T20:47:45.650000000Z" level=info msg="StartContainer for \\"{GEN}\\""',
+    f'time="2026-12-06T20:47:45.700000000Z" level=info msg="StartContainer for \\"{GEN}\\" returns successfully"',
+    *LOG[5:9],
+    f'time="2026-12-06T20:47:46.500000000Z" level=info msg="received container exit event container_id:\\"{GEN}\\" id:\\"{GEN}\\" pid:7500 exited_at:{{seconds:1796590066 nanos:500000000}}"',
+    LOG[-1],
+]
+
+
+def test_container_set_pod_phases_follow_the_dependency() -> None:
+    cd = phases.parse_containerd(LOG_SET)
+    pod = {"metadata": {"name": "p", "uid": UID,
+                        "annotations": {"workflows.argoproj.io/node-name": "wf.batch(0)"}}}  # fmt: skip
+    work = {("p", "generate"): 0.6, ("p", "main"): 0.2}
+    got = phases.run_phases(1796590064.0, 1796590069.0, [pod], {"p": 1796590064.3}, cd, work)
+    by = {p.name: p.seconds for p in got}
+    assert [p.name for p in got] == [
+        "batch(0): to scheduled",
+        "batch(0): to sandbox call",
+        "batch(0): sandbox",
+        "batch(0): argoexec init",
+        "batch(0): to generate running",
+        "batch(0): generate, emissary + Python start/exit",
+        "batch(0): generate, the work (its own figure)",
+        "batch(0): main, emissary + Python start/exit",
+        "batch(0): main, the work (its own figure)",
+        "Argo: last exit to Succeeded",
+    ]
+    assert by["batch(0): to generate running"] == pytest.approx(0.2, abs=1e-6)  # 45.7 - 45.5
+    assert by["batch(0): generate, emissary + Python start/exit"] == pytest.approx(0.2, abs=1e-6)
+    # main counts from generate's exit (66.5) to its own (67.8): 1.3 s, 0.2 of it work.
+    assert by["batch(0): main, emissary + Python start/exit"] == pytest.approx(1.1, abs=1e-6)
+    assert sum(p.seconds for p in got) == pytest.approx(5.0)

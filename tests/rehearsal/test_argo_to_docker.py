@@ -334,7 +334,7 @@ def test_rendered_overlay_translates(overlay: str) -> None:
         secrets={"postgres-credentials": {"PGUSER": "u", "PGPASSWORD": "p", "PGDATABASE": "d"}}
     )
     steps = plan(docs, "event-pipeline", context)
-    assert [s.template for s in steps] == ["generate", "aggregate"]
+    assert [s.task for s in steps] == ["batch.generate", "batch.main"]
     runtimes = {s.runtime for s in steps}
     if overlay == "no-gvisor":
         assert runtimes == {"runc"}
@@ -408,14 +408,19 @@ def _sharded(spec: dict[str, Any], shards: str) -> dict[str, Any]:
 @pytest.mark.parametrize("overlay", ["minikube", "no-gvisor"])
 def test_rendered_overlay_with_four_shards_translates(overlay: str) -> None:
     """shards=4: four containerSet pods (generate, then main, sharing one emptyDir of their
-    own), one wave, then the commit; shards=1 runs only generate -> aggregate."""
+    own), one wave, then the commit; shards=1 runs only the batch pod (generate, then main)."""
     spec = workflow_spec(render(REPO / "overlays" / overlay), "event-pipeline")
     context = ctx(
         secrets={"postgres-credentials": {"PGUSER": "u", "PGPASSWORD": "p", "PGDATABASE": "d"}}
     )
-    assert [s.template for s in plan_spec(_sharded(spec, "1"), context)] == [
-        "generate",
-        "aggregate",
+    one = plan_spec(_sharded(spec, "1"), context)
+    assert [(s.task, s.container) for s in one] == [
+        ("batch.generate", "generate"),
+        ("batch.main", "main"),
+    ]
+    assert one[0].pod == one[1].pod and [v.rsplit("-", 1)[1] for v in one[0].pod_volumes] == [
+        "batch",
+        "tmp",
     ]
     four = _sharded(spec, "4")
     waves = [(c.label, c.wave) for c in call_waves(four, global_variables(four, "wf", "ns"))]

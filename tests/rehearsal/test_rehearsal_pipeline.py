@@ -37,27 +37,6 @@ def rendered() -> Docs:
     return render(OVERLAY)
 
 
-def _template(docs: Docs, name: str) -> dict[str, Any]:
-    for d in docs:
-        if d.get("kind") == "WorkflowTemplate" and d["metadata"]["name"] == TEMPLATE:
-            for t in d["spec"]["templates"]:
-                if t["name"] == name:
-                    return dict(t)
-    raise AssertionError(f"template {name!r} not in the rendered WorkflowTemplate")
-
-
-def _claim_file(result: Result, engine: dict[str, str]) -> Path:
-    """The batch file on the claim, found from the aggregate step's own --input and mounts."""
-    agg = next(s for s in result.steps if s.template == "aggregate")
-    path = agg.argv[agg.argv.index("--input") + 1]
-    for i, a in enumerate(agg.argv):
-        if a == "--mount" and f"src={result.volume}," in agg.argv[i + 1]:
-            dst = agg.argv[i + 1].split("dst=", 1)[1].split(",", 1)[0]
-            if path.startswith(dst.rstrip("/") + "/"):
-                return result.volume_path(engine) / path[len(dst.rstrip("/")) + 1 :]
-    raise AssertionError(f"{path} is not on the claim")
-
-
 def _run(
     docs: Docs,
     engine: dict[str, str],
@@ -114,14 +93,20 @@ def test_rendered_pipeline_loads_exact_totals(
         # The overlay decides the runtime: gVisor (runsc) on minikube, runc on no-gvisor.
         expected_runtime = "runsc-hostnet" if overlay == "minikube" else "runc"
         assert {s.runtime for s in result.steps} == {expected_runtime}
-        events_file = _claim_file(result, docker_engine)
+        # One pod: generate, then main (the aggregator) reading the pod's emptyDir.
+        assert [(s.task, s.container) for s in result.steps] == [
+            ("batch.generate", "generate"),
+            ("batch.main", "main"),
+        ]
+        assert len({s.pod for s in result.steps}) == 1
+        events_file = _mounted_file(result.steps[1], docker_engine)
         count, expected = independent_totals(events_file)
         wf = next(d for d in rendered if d.get("kind") == "WorkflowTemplate")
         params = {p["name"]: p.get("value") for p in wf["spec"]["arguments"]["parameters"]}
         assert count == int(params["count"])
         assert expected, "the generated batch is empty"
         # Written by the generate step as the manifest's runAsUser, not as root.
-        gen_user = _template(rendered, "generate")["container"]["securityContext"]["runAsUser"]
+        gen_user = _container(rendered, "batch", "generate")["securityContext"]["runAsUser"]
         assert events_file.stat().st_uid == gen_user
 
         loaded, batches = _loaded(pg_server, pipeline_secret)
@@ -133,7 +118,7 @@ def test_rendered_pipeline_loads_exact_totals(
 
 def _mounted_file(step: Step, engine: dict[str, str]) -> Path:
     """The host path of the file STEP reads with --input, on the Docker volume mounted
-    there (the claim, or the pod's own emptyDir)."""
+    there (the pod's own emptyDir)."""
     path = step.argv[step.argv.index("--input") + 1]
     for i, a in enumerate(step.argv):
         if a == "--mount" and step.argv[i + 1].startswith("type=volume,"):
@@ -230,11 +215,11 @@ def _container(docs: Docs, template: str, name: str = "main") -> dict[str, Any]:
 
 
 def output_on_read_only_root(docs: Docs) -> None:
-    args = _container(docs, "generate")["args"]
+    args = _container(docs, "batch", "generate")["args"]
     args[args.index("--output") + 1] = "/events.jsonl"
 
 
-def credentials_dropped(docs: Docs, template: str = "aggregate") -> None:
+def credentials_dropped(docs: Docs, template: str = "batch") -> None:
     c = _container(docs, template)
     c.pop("envFrom", None)
     c["env"] = [
@@ -242,14 +227,15 @@ def credentials_dropped(docs: Docs, template: str = "aggregate") -> None:
     ]
 
 
-def claim_mounted_elsewhere(docs: Docs) -> None:
-    for m in _container(docs, "aggregate")["volumeMounts"]:
-        if m["mountPath"] == "/data":
+def batch_file_mounted_elsewhere(docs: Docs) -> None:
+    """The aggregator mounts the pod's batch emptyDir where it does not read."""
+    for m in _container(docs, "batch", "main")["volumeMounts"]:
+        if m["mountPath"] == "/batch":
             m["mountPath"] = "/input"
 
 
 def runs_as_root(docs: Docs) -> None:
-    _container(docs, "generate")["securityContext"]["runAsUser"] = 0
+    _container(docs, "batch", "generate")["securityContext"]["runAsUser"] = 0
 
 
 def shard_file_mounted_elsewhere(docs: Docs) -> None:
@@ -266,9 +252,9 @@ def commit_credentials_dropped(docs: Docs) -> None:
 @pytest.mark.parametrize(
     ("breakage", "shards", "failing_step"),
     [
-        (output_on_read_only_root, "1", "generate"),
-        (credentials_dropped, "1", "aggregate"),
-        (claim_mounted_elsewhere, "1", "aggregate"),
+        (output_on_read_only_root, "1", "batch.generate"),
+        (credentials_dropped, "1", "batch.main"),
+        (batch_file_mounted_elsewhere, "1", "batch.main"),
         (runs_as_root, "1", "translate"),
         (shard_file_mounted_elsewhere, "4", "shard(0:0).main"),
         (commit_credentials_dropped, "4", "commit"),
@@ -315,4 +301,4 @@ def test_small_unbroken_copy_passes(
         _small(rendered), docker_engine, pipeline_images, pipeline_secret, pg_server, base_image
     )
     cleanup_result(result, docker_engine)
-    assert [s.template for s in result.steps] == ["generate", "aggregate"]
+    assert [s.task for s in result.steps] == ["batch.generate", "batch.main"]

@@ -236,8 +236,9 @@ def _graph_node(b: Browser, label: str) -> tuple[Any, str, str]:
 
 def workflows_flow(b: Browser, url: str) -> None:
     """Without a token the UI shows its login page and no workflow; with the workflows-ui
-    token the list of event-pipeline shows the CronWorkflow's runs; the latest run's generate
-    and aggregate nodes are green (Succeeded); the aggregate pod's logs show the loaded batch."""
+    token the list of event-pipeline shows the CronWorkflow's runs; the latest run's batch pod
+    and its two containers (generate, then main: the aggregator) are green (Succeeded); main's
+    logs show the loaded batch."""
     page = b.page
     runs = [
         w
@@ -274,24 +275,27 @@ def workflows_flow(b: Browser, url: str) -> None:
     page.goto(f"{url}/workflows/{PIPELINE_NS}/{latest}")
     _close_modals(b)
     seen = []
-    for step in ("generate", "aggregate"):
+    for step in ("batch(0)", "generate", "main"):
         _, phase, colour = _graph_node(b, step)
         if phase != "Succeeded":
             raise UIError(f"the graph shows {step} as {phase!r}")
         seen.append(f"{step} {phase} ({colour})")
     b.step("graph", ", ".join(seen))
 
-    pod, _, _ = _graph_node(b, "aggregate(0)")
-    pod.locator(".node").first.click()
+    # A containerSet's container node has its own logs button: the pod's log, that container.
+    main, _, _ = _graph_node(b, "main")
+    main.locator(".node").first.click()
     info = page.locator(".workflow-details__step-info")
     # The log viewer draws on a canvas (xterm.js): what it shows is read from the stream it
     # fetched for that pod, and the screenshot shows the same lines.
-    with page.expect_response(lambda r: "/log?" in r.url and "aggregate" in r.url) as response:
+    with page.expect_response(
+        lambda r: "/log?" in r.url and "container=main" in r.url and "-batch-" in r.url
+    ) as response:
         info.locator("button", has_text=re.compile(r"^\s*logs\s*$", re.I)).first.click()
     body = response.value.text()
     found = re.search(rf"batch {latest}: loaded [\d,]+ events, [\d,]+ users[^(\\]*", body)
     if response.value.status != 200 or not found:
-        raise UIError(f"the aggregate pod's log stream (HTTP {response.value.status}) has no "
+        raise UIError(f"main's log stream (HTTP {response.value.status}) has no "
                       f"loaded-batch line: {body[:300]!r}")  # fmt: skip
     page.wait_for_timeout(2000)  # the canvas draws the lines
     b.step("logs", found.group(0).strip())

@@ -116,14 +116,27 @@ def pipeline(s: Session, overlay: str) -> report.Row:
     count, users = s.batches[wf["metadata"]["name"]]
     ok, totals = _batch_matches(wf["metadata"]["name"], count, users)
     details["totals"] = totals
-    durations = ", ".join(f"{st.template} {st.seconds:.0f}s" for st in workflows.steps(wf)
+    pods_run = workflows.steps(wf)
+    containers = workflows.steps(wf, "Container")
+    durations = ", ".join(f"{st.template} {st.seconds:.0f}s" for st in pods_run + containers
                           if st.seconds is not None)  # fmt: skip
+    # The mission's two steps, each its own container, in one pod.
+    shape = sorted((st.template, st.phase) for st in containers)
+    two_steps = [st.template for st in pods_run] == ["batch"] and shape == [
+        ("generate", "Succeeded"),
+        ("main", "Succeeded"),
+    ]
     summary = (
         f"{wf['metadata']['name']} Succeeded ({durations}); containers ran under "
         f"{', '.join(sorted(seen))}; batch_user_totals {'==' if ok else '!='} independent "
         f"computation ({totals})"
     )
-    good = ok and seen == {expect}
+    if not two_steps:
+        summary += (
+            f"; NOT one batch pod running generate and main: pods "
+            f"{[st.template for st in pods_run]}, containers {shape}"
+        )
+    good = ok and seen == {expect} and two_steps
     return report.Row("", "passed" if good else "failed", summary, details=details)
 
 
@@ -473,19 +486,17 @@ def check_argocd_ui(s: Session) -> report.Row:
 
 def check_workflows_ui(s: Session) -> report.Row:
     """Argo Workflows' web UI in Chromium: nothing without a token; with the workflows-ui
-    token the CronWorkflow's runs, a run's green steps and the aggregate step's log."""
+    token the CronWorkflow's runs, a run's green steps and the aggregator's log."""
     return _browser("workflows")
 
 
-def _aggregate_pods(workflow: str) -> list[dict[str, Any]]:
-    return [
-        p for p in workflows.pods(PIPELINE_NS, workflow) if "aggregate" in p["metadata"]["name"]
-    ]
+def _batch_pods(workflow: str) -> list[dict[str, Any]]:
+    return [p for p in workflows.pods(PIPELINE_NS, workflow) if "-batch-" in p["metadata"]["name"]]
 
 
 def _running_loader(workflow: str) -> tuple[str, str, str] | None:
-    """(pod name, pod IP, pod UID) of the workflow's running aggregate pod."""
-    for p in _aggregate_pods(workflow):
+    """(pod name, pod IP, pod UID) of the workflow's running batch pod."""
+    for p in _batch_pods(workflow):
         st = p.get("status") or {}
         if st.get("phase") == "Running" and st.get("podIP"):
             return str(p["metadata"]["name"]), str(st["podIP"]), str(p["metadata"]["uid"])
@@ -502,16 +513,16 @@ def _fault_mid_load(s: Session, fault: Callable[[str], str]) -> report.Row:
     _, users = s.defaults()
     with pglock.TableLock("rejected_lines"):
         name = workflows.submit_from_cron(PIPELINE_NS, "event-pipeline", {"count": count})
-        loader = kube.wait_for("the aggregate pod to run", 900, lambda: _running_loader(name), 1)
+        loader = kube.wait_for("the batch pod to run", 900, lambda: _running_loader(name), 1)
         waiting = pglock.wait_for_waiting_loader("rejected_lines", loader[1], 300)
         did = fault(loader[0])
     wf = workflows.wait_done(PIPELINE_NS, name, 1200)
     kube.kubectl("-n", PIPELINE_NS, "wait", "--for=condition=Ready", "pod/postgres-0",
                  "--timeout=300s", timeout=330)  # fmt: skip
-    tries = [st for st in workflows.steps(wf) if st.template == "aggregate"]
+    tries = [st for st in workflows.steps(wf) if st.template == "batch"]
     # Argo v4 re-creates a deleted pod under the same node (same name, new UID) instead of a
-    # retry node: count the aggregate pods that ran, by UID, as attempts too.
-    uids = {loader[2]} | {str(p["metadata"]["uid"]) for p in _aggregate_pods(name)}
+    # retry node: count the batch pods that ran, by UID, as attempts too.
+    uids = {loader[2]} | {str(p["metadata"]["uid"]) for p in _batch_pods(name)}
     runs = max(len(tries), len(uids))
     loaded = kube.psql(
         "SELECT count(*), coalesce(sum(valid_events), 0) FROM batches WHERE batch_id = :'b'",
@@ -533,8 +544,8 @@ def _fault_mid_load(s: Session, fault: Callable[[str], str]) -> report.Row:
     return report.Row("", "passed" if good else "failed", summary)
 
 
-def check_fault_aggregate(s: Session) -> report.Row:
-    """Delete the aggregate pod inside its load's transaction."""
+def check_fault_batch_pod(s: Session) -> report.Row:
+    """Delete the batch pod inside its load's transaction."""
 
     def delete_loader(pod: str) -> str:
         kube.kubectl("-n", PIPELINE_NS, "delete", "pod", pod, "--wait=true", timeout=180)
@@ -591,10 +602,12 @@ def _timed_run(cd_log: Path) -> tuple[str, list[phases.Phase]]:
         if when:
             scheduled[ev["involvedObject"]["name"]] = phases.timestamp(when)
     work = {
-        p["metadata"]["name"]: phases.work_seconds(
-            kube.kubectl("-n", PIPELINE_NS, "logs", p["metadata"]["name"], "-c", "main")
+        (p["metadata"]["name"], c["name"]): phases.work_seconds(
+            kube.kubectl("-n", PIPELINE_NS, "logs", p["metadata"]["name"], "-c", c["name"])
         )
         for p in pods
+        for c in p["spec"]["containers"]
+        if c["name"] != "wait"
     }
     cd = phases.parse_containerd(cd_log.read_text(errors="replace").splitlines())
     return name, phases.run_phases(submitted, done, pods, scheduled, cd, work)
@@ -733,16 +746,16 @@ def check_prune(s: Session) -> report.Row:
     )
 
 
-def _main_images(pods: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    """(pod, image as the manifest names it, image ID the node ran) of each `main` container
-    of our images."""
+def _our_containers(pods: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """(pod, container, image as the manifest names it, image ID the node ran) of each
+    container that runs one of our images (a batch pod's generate and main)."""
     seen = []
     for pod in pods:
         specs = {c["name"]: c["image"] for c in pod["spec"]["containers"]}
         for st in (pod.get("status") or {}).get("containerStatuses") or []:
             image = specs.get(st["name"], "")
-            if st["name"] == "main" and image.startswith(f"ghcr.io/{delivery.OWNER}/"):
-                seen.append((pod["metadata"]["name"], image, st.get("imageID", "")))
+            if image.startswith(f"ghcr.io/{delivery.OWNER}/"):
+                seen.append((pod["metadata"]["name"], st["name"], image, st.get("imageID", "")))
     return seen
 
 
@@ -766,20 +779,20 @@ def check_delivery(s: Session) -> report.Row:
         kube.kubectl("-n", PIPELINE_NS, "delete", "workflow", name, "--wait=false", check=False)
         raise
     d.seconds["pipeline run"] = time.monotonic() - t1
-    ran = _main_images(workflows.pods(PIPELINE_NS, name))
+    ran = _our_containers(workflows.pods(PIPELINE_NS, name))
     loaded, totals = False, "not loaded"
     if workflows.phase(wf) == "Succeeded":
         s.batches[name] = s.defaults()
         loaded, totals = _batch_matches(name, *s.batches[name])
     wanted = f"generate-events: event-pipeline {d.version}"
-    logs = "".join(kube.kubectl("-n", PIPELINE_NS, "logs", pod, "-c", "main", check=False)
-                   for pod, image, _ in ran if "/event-generator:" in image)  # fmt: skip
+    logs = "".join(kube.kubectl("-n", PIPELINE_NS, "logs", pod, "-c", container, check=False)
+                   for pod, container, image, _ in ran if "/event-generator:" in image)  # fmt: skip
     mismatched = [
-        f"{pod}: {image} ran {image_id or 'no image ID'}"
-        for pod, image, image_id in ran
+        f"{pod}/{container}: {image} ran {image_id or 'no image ID'}"
+        for pod, container, image, image_id in ran
         if image not in d.digests or not image_id.endswith("@" + d.digests[image])
     ]
-    kinds = {image.rsplit(":", 1)[0] for _, image, _ in ran}
+    kinds = {image.rsplit(":", 1)[0] for _, _, image, _ in ran}
     ok = loaded and not mismatched and len(kinds) == 2 and wanted in logs
     timing = ", ".join(f"{k} {v:.1f}s" for k, v in d.seconds.items())
     digests = "; ".join(f"{ref.rsplit('/', 1)[-1]} {dg[:19]}" for ref, dg in d.digests.items())
@@ -900,7 +913,7 @@ CHECKS: list[Check] = [
     ("delivery loop: images workflow -> registry -> bump -> Argo CD", check_delivery, ()),
     ("self-heal: deleted and edited objects", check_self_heal, ()),
     ("prune: object removed from Git", check_prune, ()),
-    ("fault: aggregate pod deleted mid-load", check_fault_aggregate, ()),
+    ("fault: batch pod deleted mid-load", check_fault_batch_pod, ()),
     ("fault: PostgreSQL restarted mid-load", check_fault_postgres, ()),
     (f"latency: {LATENCY_RUNS} default runs under runsc", lambda s: check_latency(s, "minikube"),
      ()),

@@ -97,7 +97,7 @@ class Phase:
 
 
 def pod_containers(pod: dict[str, Any], cd: Containerd) -> dict[str, Container]:
-    """The pod's containers (init, wait, main) by name, as containerd saw them."""
+    """The pod's containers (init, wait, and the steps') by name, as containerd saw them."""
     sid = cd.sandbox_id.get(pod["metadata"]["uid"], "")
     return {c.name: c for c in cd.containers.values() if c.sandbox == sid}
 
@@ -114,14 +114,17 @@ def run_phases(
     pods: list[dict[str, Any]],
     scheduled: dict[str, float],
     cd: Containerd,
-    work: dict[str, float | None],
+    work: dict[tuple[str, str], float | None],
 ) -> list[Phase]:
     """A run's phases in order, pod by pod (pods sorted by when they were scheduled): from the
-    submission (or the previous pod's main exit) to scheduled, to the sandbox call, the
-    sandbox, argoexec's init, to main running (the wait container starts first), main's own
-    overhead (argoexec emissary, which runs the program, and Python's start, imports and exit)
-    around the work the program reports, the work; after the last pod, to the Workflow's Succeeded.
-    A source that lacks a pod's timestamp raises KeyError naming it."""
+    submission (or the previous pod's last exit) to scheduled, to the sandbox call, the
+    sandbox, argoexec's init, to the first step container running (the wait container starts
+    first); then each step container in the order they exited (a containerSet's `main` runs
+    after `generate`): its own overhead (argoexec emissary, which runs the program and, in a
+    containerSet, waits for the containers it depends on; Python's start, imports and exit)
+    around the work the program reports (`work`, by (pod, container)), and the work. After the
+    last pod, to the Workflow's Succeeded. A source that lacks a timestamp raises KeyError
+    naming it."""
     phases: list[Phase] = []
     ref = submitted
     for pod in sorted(pods, key=lambda p: scheduled[p["metadata"]["name"]]):
@@ -130,27 +133,36 @@ def run_phases(
         step = step.rsplit(".", 1)[-1]
         uid = pod["metadata"]["uid"]
         cs = pod_containers(pod, cd)
-        init, main = cs["init"], cs["main"]
-        if None in (init.start, init.exited, main.running, main.exited):
-            raise KeyError(f"{name}: containerd's log lacks a start or exit of init/main")
-        assert init.start and init.exited and main.running and main.exited  # for mypy
-        took = main.exited - main.running
-        own = work.get(name)
+        init = cs.get("init")
+        steps = [c for n, c in cs.items() if n not in ("init", "wait")]
+        if (
+            not init
+            or not steps
+            or None in (init.start, init.exited)
+            or any(None in (c.running, c.exited) for c in steps)
+        ):
+            raise KeyError(f"{name}: containerd's log lacks a start or exit of a container")
+        steps.sort(key=lambda c: c.exited or 0.0)
+        assert init.exited is not None and steps[0].running is not None  # for mypy
         phases += [
             Phase(f"{step}: to scheduled", scheduled[name] - ref),
             Phase(f"{step}: to sandbox call", cd.sandbox_call[uid] - scheduled[name]),
             Phase(f"{step}: sandbox", cd.sandbox_ready[uid] - cd.sandbox_call[uid]),
             Phase(f"{step}: argoexec init", init.exited - cd.sandbox_ready[uid]),
-            Phase(f"{step}: to main running", main.running - init.exited),
+            Phase(f"{step}: to {steps[0].name} running", steps[0].running - init.exited),
         ]
-        if own is not None:
-            phases += [
-                Phase(f"{step}: main, emissary + Python start/exit", took - own),
-                Phase(f"{step}: main, the work (its own figure)", own),
-            ]
-        else:
-            phases.append(Phase(f"{step}: main", took))
-        ref = main.exited
+        ref = steps[0].running
+        for c in steps:
+            assert c.exited is not None  # for mypy
+            took, own = c.exited - ref, work.get((name, c.name))
+            if own is not None:
+                phases += [
+                    Phase(f"{step}: {c.name}, emissary + Python start/exit", took - own),
+                    Phase(f"{step}: {c.name}, the work (its own figure)", own),
+                ]
+            else:
+                phases.append(Phase(f"{step}: {c.name}", took))
+            ref = c.exited
     phases.append(Phase("Argo: last exit to Succeeded", done - ref))
     return phases
 

@@ -97,17 +97,20 @@ class Step:
     exit_code: str | None
 
 
-def steps(wf: dict[str, Any]) -> list[Step]:
-    """Pod nodes of a Workflow, in start order (retries appear as separate steps)."""
+def steps(wf: dict[str, Any], kind: str = "Pod") -> list[Step]:
+    """Pod nodes of a Workflow, in start order (retries appear as separate steps); with
+    kind="Container", the containers of its containerSet pods (template: the container name)."""
     out = []
     for node in ((wf.get("status") or {}).get("nodes") or {}).values():
-        if node.get("type") != "Pod":
+        if node.get("type") != kind:
             continue
         start, end = _ts(node.get("startedAt")), _ts(node.get("finishedAt"))
         outputs = node.get("outputs") or {}
         out.append(
             Step(
-                template=str(node.get("templateName") or node.get("displayName")),
+                template=str(
+                    node.get("displayName") if kind == "Container" else node.get("templateName")
+                ),
                 phase=str(node.get("phase")),
                 seconds=(end - start) if start is not None and end is not None else None,
                 pod=str(node.get("id")),
