@@ -99,19 +99,63 @@ def test_container_set_pod_phases_follow_the_dependency() -> None:
     got = phases.run_phases(1796590064.0, 1796590069.0, [pod], {"p": 1796590064.3}, cd, work)
     by = {p.name: p.seconds for p in got}
     assert [p.name for p in got] == [
-        "batch(0): to scheduled",
-        "batch(0): to sandbox call",
-        "batch(0): sandbox",
-        "batch(0): argoexec init",
-        "batch(0): to generate running",
-        "batch(0): generate, emissary + Python start/exit",
-        "batch(0): generate, the work (its own figure)",
-        "batch(0): main, emissary + Python start/exit",
-        "batch(0): main, the work (its own figure)",
+        "batch: to scheduled",
+        "batch: to sandbox call",
+        "batch: sandbox",
+        "batch: argoexec init",
+        "batch: to generate running",
+        "batch: generate, emissary + Python start/exit",
+        "batch: generate, the work (its own figure)",
+        "batch: main, emissary + Python start/exit",
+        "batch: main, the work (its own figure)",
         "Argo: last exit to Succeeded",
     ]
-    assert by["batch(0): to generate running"] == pytest.approx(0.2, abs=1e-6)  # 45.7 - 45.5
-    assert by["batch(0): generate, emissary + Python start/exit"] == pytest.approx(0.2, abs=1e-6)
+    assert by["batch: to generate running"] == pytest.approx(0.2, abs=1e-6)  # 45.7 - 45.5
+    assert by["batch: generate, emissary + Python start/exit"] == pytest.approx(0.2, abs=1e-6)
     # main counts from generate's exit (66.5) to its own (67.8): 1.3 s, 0.2 of it work.
-    assert by["batch(0): main, emissary + Python start/exit"] == pytest.approx(1.1, abs=1e-6)
+    assert by["batch: main, emissary + Python start/exit"] == pytest.approx(1.1, abs=1e-6)
     assert sum(p.seconds for p in got) == pytest.approx(5.0)
+
+
+def _pod(name: str, uid: str, node: str) -> dict[str, object]:
+    return {"metadata": {"name": name, "uid": uid,
+                         "annotations": {"workflows.argoproj.io/node-name": node}}}  # fmt: skip
+
+
+def test_parallel_pods_count_by_their_critical_path() -> None:
+    """Two shard pods at once, then a commit: the shards' phases are those of the pod that
+    exited last, and the phases still add up to the whole run."""
+
+    def pod_log(uid: str, sid: str, start: float, end: float) -> list[str]:
+        def at(s: float) -> str:
+            whole = int(s)
+            return f"2026-12-06T20:47:{whole - 1796590020:02d}.{round((s - whole) * 1e9):09d}Z"
+
+        init, main = sid[:-1] + "1", sid[:-1] + "2"
+        return [
+            f'time="{at(start)}" level=info msg="RunPodSandbox for &PodSandboxMetadata{{Name:p,Uid:{uid},Namespace:ns,Attempt:0,}}"',
+            f'time="{at(start + 0.1)}" level=info msg="RunPodSandbox for &PodSandboxMetadata{{Name:p,Uid:{uid},Namespace:ns,Attempt:0,}} returns sandbox id \\"{sid}\\""',
+            f'time="{at(start + 0.1)}" level=info msg="CreateContainer within sandbox \\"{sid}\\" for &ContainerMetadata{{Name:init,Attempt:0,}} returns container id \\"{init}\\""',
+            f'time="{at(start + 0.1)}" level=info msg="StartContainer for \\"{init}\\""',
+            f'time="{at(start + 0.2)}" level=info msg="received container exit event container_id:\\"{init}\\" id:\\"{init}\\" pid:1 exited_at:{{seconds:{int(start + 0.3)} nanos:{round((start + 0.3) % 1 * 1e9)}}}"',
+            f'time="{at(start + 0.4)}" level=info msg="CreateContainer within sandbox \\"{sid}\\" for &ContainerMetadata{{Name:main,Attempt:0,}} returns container id \\"{main}\\""',
+            f'time="{at(start + 0.4)}" level=info msg="StartContainer for \\"{main}\\""',
+            f'time="{at(start + 0.5)}" level=info msg="StartContainer for \\"{main}\\" returns successfully"',
+            f'time="{at(end)}" level=info msg="received container exit event container_id:\\"{main}\\" id:\\"{main}\\" pid:2 exited_at:{{seconds:{int(end)} nanos:{round(end % 1 * 1e9)}}}"',
+        ]
+
+    t0 = 1796590050.0
+    log = (pod_log("u1", "a" * 64, t0 + 1, t0 + 4) + pod_log("u2", "b" * 64, t0 + 1, t0 + 6)
+           + pod_log("u3", "c" * 64, t0 + 7, t0 + 8))  # fmt: skip
+    cd = phases.parse_containerd(log)
+    pods = [_pod("s1", "u1", "wf.shard(0:0)(0)"), _pod("s2", "u2", "wf.shard(1:1)(0)"),
+            _pod("c", "u3", "wf.commit(0)")]  # fmt: skip
+    scheduled = {"s1": t0 + 0.9, "s2": t0 + 0.95, "c": t0 + 6.9}
+    got = phases.run_phases(t0, t0 + 9, pods, scheduled, cd, {})
+    by = {p.name: p.seconds for p in got}
+    # s2 exited last (t0 + 6): its phases stand for the step; commit counts from there.
+    assert by["shard (last of 2): to scheduled"] == pytest.approx(0.95)
+    assert by["shard (last of 2): main"] == pytest.approx(4.5, abs=1e-6)  # 1.5 .. 6
+    assert by["commit: to scheduled"] == pytest.approx(0.9, abs=1e-6)
+    assert by["Argo: last exit to Succeeded"] == pytest.approx(1.0, abs=1e-6)
+    assert sum(p.seconds for p in got) == pytest.approx(9.0)

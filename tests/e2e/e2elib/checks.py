@@ -56,7 +56,8 @@ class Session:
         self.rep = rep
         self.batches: dict[str, tuple[int, int]] = {}  # batch id -> (count, users)
         self.passed: set[str] = set()
-        self.latency: dict[str, list[tuple[str, float, float, float]]] = {}  # overlay -> table
+        # (overlay, shards) -> phase table
+        self.latency: dict[tuple[str, int], list[tuple[str, float, float, float]]] = {}
         self.prune: dict[str, tuple[str, bool, float]] = {}  # step -> (commit, as wanted, s)
 
     def defaults(self) -> tuple[int, int]:
@@ -588,9 +589,11 @@ def _watch_until_done(name: str, timeout: float = 900) -> tuple[str, float]:
         proc.wait()
 
 
-def _timed_run(cd_log: Path) -> tuple[str, list[phases.Phase]]:
-    """One default run from the CronWorkflow, its phases sub-second (e2elib/phases.py)."""
-    name = workflows.submit_from_cron(PIPELINE_NS, "event-pipeline")
+def _timed_run(cd_log: Path, shards: int) -> tuple[str, list[phases.Phase]]:
+    """One run from the CronWorkflow (default parameters but `shards`), its phases
+    sub-second (e2elib/phases.py)."""
+    params = {"shards": str(shards)} if shards != 1 else None
+    name = workflows.submit_from_cron(PIPELINE_NS, "event-pipeline", params)
     submitted = time.time()  # the Workflow exists once `kubectl create` returned
     phase, done = _watch_until_done(name)
     if phase != "Succeeded":
@@ -613,17 +616,17 @@ def _timed_run(cd_log: Path) -> tuple[str, list[phases.Phase]]:
     return name, phases.run_phases(submitted, done, pods, scheduled, cd, work)
 
 
-def check_latency(s: Session, overlay: str) -> report.Row:
-    """LATENCY_RUNS default runs one after the other: where the time goes, per phase (median,
-    min, max), and submission to Succeeded."""
+def check_latency(s: Session, overlay: str, shards: int = 1) -> report.Row:
+    """LATENCY_RUNS runs (default parameters but `shards`) one after the other: where the
+    time goes, per phase (median, min, max), and submission to Succeeded."""
     cd_log = STATE / "logs" / "containerd.log"
     runs, names = [], []
     for _ in range(LATENCY_RUNS):
-        name, ph = _timed_run(cd_log)
+        name, ph = _timed_run(cd_log, shards)
         runs.append(ph)
         names.append(name)
     table = phases.summarize(runs)
-    s.latency[overlay] = table
+    s.latency[overlay, shards] = table
     text = phases.format_table(table, len(runs))
     print(text, flush=True)
     whole = table[-1]
@@ -632,7 +635,8 @@ def check_latency(s: Session, overlay: str) -> report.Row:
     return report.Row(
         "",
         "passed",
-        f"{len(runs)} default runs under {runtime}: submission to Succeeded median "
+        f"{len(runs)} {'default runs' if shards == 1 else f'runs of {shards} shards'} under "
+        f"{runtime}: submission to Succeeded median "
         f"{whole[1]:.2f}s (min {whole[2]:.2f}, max {whole[3]:.2f}); largest phases: "
         + ", ".join(f"{n} {m:.2f}s" for n, m, _, _ in top),
         details={"table": text, "workflows": names,
@@ -641,21 +645,27 @@ def check_latency(s: Session, overlay: str) -> report.Row:
 
 
 def check_latency_ratio(s: Session) -> report.Row:
-    g, r = s.latency.get("minikube"), s.latency.get("no-gvisor")
-    if not g or not r:
-        raise NotRun("needs the latency rows under runsc and under runc")
-    runc = {n: m for n, m, _, _ in r}
-    lines = [f"{'phase':44}  {'runsc':>7}  {'runc':>7}  {'diff':>7}"]
-    lines += [f"{n:44}  {m:7.3f}  {runc[n]:7.3f}  {m - runc[n]:+7.3f}" for n, m, _, _ in g
-              if n in runc]  # fmt: skip
+    """The latency rows' medians side by side, runsc vs runc, per phase and whole."""
+    lines, parts, ratios = [], [], {}
+    for shards in (1, SHARDS):
+        g, r = s.latency.get(("minikube", shards)), s.latency.get(("no-gvisor", shards))
+        if not g or not r:
+            continue
+        runc = {n: m for n, m, _, _ in r}
+        run = "default run" if shards == 1 else f"{shards} shards"
+        lines += [f"{run + ': phase':56}  {'runsc':>7}  {'runc':>7}  {'diff':>7}"]
+        lines += [f"{n:56}  {m:7.3f}  {runc[n]:7.3f}  {m - runc[n]:+7.3f}" for n, m, _, _ in g
+                  if n in runc]  # fmt: skip
+        ratios[run] = g[-1][1] / r[-1][1]
+        parts.append(f"{run}: runsc {g[-1][1]:.2f}s / runc {r[-1][1]:.2f}s = {ratios[run]:.2f}x")
+    if "default run" not in ratios:
+        raise NotRun("needs the default-run latency rows under runsc and under runc")
     print("\n".join(lines), flush=True)
-    ratio = g[-1][1] / r[-1][1]
     return report.Row(
         "",
         "passed",
-        f"submission to Succeeded, medians: runsc {g[-1][1]:.2f}s / runc {r[-1][1]:.2f}s = "
-        f"{ratio:.2f}x",
-        details={"table": "\n".join(lines), "ratio": ratio},
+        "submission to Succeeded, medians: " + "; ".join(parts),
+        details={"table": "\n".join(lines), "ratio": ratios["default run"], "ratios": ratios},
     )
 
 
@@ -917,11 +927,15 @@ CHECKS: list[Check] = [
     ("fault: PostgreSQL restarted mid-load", check_fault_postgres, ()),
     (f"latency: {LATENCY_RUNS} default runs under runsc", lambda s: check_latency(s, "minikube"),
      ()),
+    (f"latency: {LATENCY_RUNS} runs of {SHARDS} shards under runsc",
+     lambda s: check_latency(s, "minikube", SHARDS), ()),
     ("overlay switch to no-gvisor via Git", check_switch, ()),
     ("pipeline, overlays/no-gvisor (runc)", lambda s: pipeline(s, "no-gvisor"),
      ("overlay switch to no-gvisor via Git",)),
     (f"latency: {LATENCY_RUNS} default runs under runc", lambda s: check_latency(s, "no-gvisor"),
      ("overlay switch to no-gvisor via Git",)),
+    (f"latency: {LATENCY_RUNS} runs of {SHARDS} shards under runc",
+     lambda s: check_latency(s, "no-gvisor", SHARDS), ("overlay switch to no-gvisor via Git",)),
     ("latency: runsc/runc, per phase", check_latency_ratio, ()),
     ("user_totals == independent computation", check_user_totals, ()),
 ]  # fmt: skip

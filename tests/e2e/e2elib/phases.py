@@ -108,6 +108,57 @@ def work_seconds(log: str) -> float | None:
     return float(found[-1]) if found else None
 
 
+def _step(pod: dict[str, Any]) -> str:
+    """The template step a pod ran: its Argo node name without the workflow name and without
+    loop or retry suffixes (`wf.shard(2:2)(0)` -> `shard`)."""
+    node = pod["metadata"].get("annotations", {}).get("workflows.argoproj.io/node-name", "")
+    return re.sub(r"\(.*$", "", node.rsplit(".", 1)[-1]) or str(pod["metadata"]["name"])
+
+
+def _pod_phases(
+    pod: dict[str, Any],
+    label: str,
+    ref: float,
+    scheduled: dict[str, float],
+    cd: Containerd,
+    work: dict[tuple[str, str], float | None],
+) -> tuple[list[Phase], float]:
+    """One pod's phases from `ref` to its last container's exit, and that exit."""
+    name, uid = pod["metadata"]["name"], pod["metadata"]["uid"]
+    cs = pod_containers(pod, cd)
+    init = cs.get("init")
+    steps = [c for n, c in cs.items() if n not in ("init", "wait")]
+    if (
+        not init
+        or not steps
+        or None in (init.start, init.exited)
+        or any(None in (c.running, c.exited) for c in steps)
+    ):
+        raise KeyError(f"{name}: containerd's log lacks a start or exit of a container")
+    steps.sort(key=lambda c: c.exited or 0.0)
+    assert init.exited is not None and steps[0].running is not None  # for mypy
+    out = [
+        Phase(f"{label}: to scheduled", scheduled[name] - ref),
+        Phase(f"{label}: to sandbox call", cd.sandbox_call[uid] - scheduled[name]),
+        Phase(f"{label}: sandbox", cd.sandbox_ready[uid] - cd.sandbox_call[uid]),
+        Phase(f"{label}: argoexec init", init.exited - cd.sandbox_ready[uid]),
+        Phase(f"{label}: to {steps[0].name} running", steps[0].running - init.exited),
+    ]
+    ref = steps[0].running
+    for c in steps:
+        assert c.exited is not None  # for mypy
+        took, own = c.exited - ref, work.get((name, c.name))
+        if own is not None:
+            out += [
+                Phase(f"{label}: {c.name}, emissary + Python start/exit", took - own),
+                Phase(f"{label}: {c.name}, the work (its own figure)", own),
+            ]
+        else:
+            out.append(Phase(f"{label}: {c.name}", took))
+        ref = c.exited
+    return out, ref
+
+
 def run_phases(
     submitted: float,
     done: float,
@@ -116,53 +167,27 @@ def run_phases(
     cd: Containerd,
     work: dict[tuple[str, str], float | None],
 ) -> list[Phase]:
-    """A run's phases in order, pod by pod (pods sorted by when they were scheduled): from the
-    submission (or the previous pod's last exit) to scheduled, to the sandbox call, the
-    sandbox, argoexec's init, to the first step container running (the wait container starts
-    first); then each step container in the order they exited (a containerSet's `main` runs
-    after `generate`): its own overhead (argoexec emissary, which runs the program and, in a
-    containerSet, waits for the containers it depends on; Python's start, imports and exit)
-    around the work the program reports (`work`, by (pod, container)), and the work. After the
-    last pod, to the Workflow's Succeeded. A source that lacks a timestamp raises KeyError
-    naming it."""
+    """A run's phases in order, step by step (steps in the order their first pod was
+    scheduled). Each pod: from the submission (or the previous step's last exit) to scheduled,
+    to the sandbox call, the sandbox, argoexec's init, to the first step container running
+    (the wait container starts first); then each step container in the order they exited (a
+    containerSet's `main` runs after `generate`): its own overhead (argoexec emissary, which
+    runs the program and, in a containerSet, waits for the containers it depends on; Python's
+    start, imports and exit) around the work the program reports (`work`, by (pod,
+    container)), and the work. A step of N pods at once (shards) is its critical path: the pod
+    that exited last, labelled `STEP (last of N)`. After the last step, to the Workflow's
+    Succeeded. So the phases add up to the whole run. A source that lacks a timestamp raises
+    KeyError naming it."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for pod in sorted(pods, key=lambda p: scheduled[p["metadata"]["name"]]):
+        groups.setdefault(_step(pod), []).append(pod)
     phases: list[Phase] = []
     ref = submitted
-    for pod in sorted(pods, key=lambda p: scheduled[p["metadata"]["name"]]):
-        name = pod["metadata"]["name"]
-        step = pod["metadata"].get("annotations", {}).get("workflows.argoproj.io/node-name", name)
-        step = step.rsplit(".", 1)[-1]
-        uid = pod["metadata"]["uid"]
-        cs = pod_containers(pod, cd)
-        init = cs.get("init")
-        steps = [c for n, c in cs.items() if n not in ("init", "wait")]
-        if (
-            not init
-            or not steps
-            or None in (init.start, init.exited)
-            or any(None in (c.running, c.exited) for c in steps)
-        ):
-            raise KeyError(f"{name}: containerd's log lacks a start or exit of a container")
-        steps.sort(key=lambda c: c.exited or 0.0)
-        assert init.exited is not None and steps[0].running is not None  # for mypy
-        phases += [
-            Phase(f"{step}: to scheduled", scheduled[name] - ref),
-            Phase(f"{step}: to sandbox call", cd.sandbox_call[uid] - scheduled[name]),
-            Phase(f"{step}: sandbox", cd.sandbox_ready[uid] - cd.sandbox_call[uid]),
-            Phase(f"{step}: argoexec init", init.exited - cd.sandbox_ready[uid]),
-            Phase(f"{step}: to {steps[0].name} running", steps[0].running - init.exited),
-        ]
-        ref = steps[0].running
-        for c in steps:
-            assert c.exited is not None  # for mypy
-            took, own = c.exited - ref, work.get((name, c.name))
-            if own is not None:
-                phases += [
-                    Phase(f"{step}: {c.name}, emissary + Python start/exit", took - own),
-                    Phase(f"{step}: {c.name}, the work (its own figure)", own),
-                ]
-            else:
-                phases.append(Phase(f"{step}: {c.name}", took))
-            ref = c.exited
+    for step, members in groups.items():
+        label = step if len(members) == 1 else f"{step} (last of {len(members)})"
+        timed = [_pod_phases(p, label, ref, scheduled, cd, work) for p in members]
+        last, ref = max(timed, key=lambda pt: pt[1])
+        phases += last
     phases.append(Phase("Argo: last exit to Succeeded", done - ref))
     return phases
 
@@ -171,14 +196,16 @@ def summarize(runs: list[list[Phase]]) -> list[tuple[str, float, float, float]]:
     """(phase, median, min, max) over runs, in the first run's order, plus the whole run."""
     names = [p.name for p in runs[0]]
     table = []
-    for name in [*names, "whole run"]:
-        values = [sum(p.seconds for p in run) if name == "whole run" else
-                  next(p.seconds for p in run if p.name == name) for run in runs]  # fmt: skip
+    for name in names:
+        # A run whose pod was retried has other phase names: it counts for the whole run only.
+        values = [p.seconds for run in runs for p in run if p.name == name]
         table.append((name, statistics.median(values), min(values), max(values)))
+    wholes = [sum(p.seconds for p in run) for run in runs]
+    table.append(("whole run", statistics.median(wholes), min(wholes), max(wholes)))
     return table
 
 
 def format_table(rows: list[tuple[str, float, float, float]], runs: int) -> str:
-    lines = [f"{'phase':44}  {'median':>7}  {'min':>6}  {'max':>6}   ({runs} runs)"]
-    lines += [f"{n:44}  {m:7.3f}  {lo:6.3f}  {hi:6.3f}" for n, m, lo, hi in rows]
+    lines = [f"{'phase':56}  {'median':>7}  {'min':>6}  {'max':>6}   ({runs} runs)"]
+    lines += [f"{n:56}  {m:7.3f}  {lo:6.3f}  {hi:6.3f}" for n, m, lo, hi in rows]
     return "\n".join(lines)
