@@ -83,7 +83,8 @@ def test_store_is_idempotent_and_cleanup_removes_markers(
 def test_store_failure_is_reported_and_markers_kept(tmp_path: Path) -> None:
     probe(tmp_path, "A", "s-2")
     env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": "1", "PGCONNECT_TIMEOUT": "2"}
-    proc = verify(env, "--host-dir", str(tmp_path), "--run-id", "s-2", "--store", "--cleanup")
+    proc = verify(env, "--host-dir", str(tmp_path), "--run-id", "s-2", "--store", "--cleanup",
+                  "--connect-timeout", "1")  # fmt: skip
     assert proc.returncode == 1
-    assert "--store failed" in proc.stderr
+    assert "--store failed: cannot connect to PostgreSQL at 127.0.0.1:1" in proc.stderr
     assert (tmp_path / "marker-s-2-A.json").exists()

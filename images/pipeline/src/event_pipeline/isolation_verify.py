@@ -298,12 +298,15 @@ def format_table(report: Json) -> str:
 # --- storage and cleanup ---------------------------------------------------------------------
 
 
-def store(report: Json) -> int:
+def store(report: Json, connect_timeout: float) -> int:
     # Lazy: the probe image has no database client. Untyped library (no stubs pinned).
-    import psycopg2  # type: ignore[import-untyped,unused-ignore]
     from psycopg2.extras import Json as PgJson  # type: ignore[import-untyped,unused-ignore]
 
-    conn = psycopg2.connect(connect_timeout=10)  # libpq env vars PGHOST, PGUSER, ...
+    from event_pipeline import db
+
+    # libpq env vars PGHOST, PGUSER, ...; retried: a pod that has just started may not be let
+    # through the NetworkPolicies yet (the policy agent adds its IP a moment later).
+    conn = db.connect(connect_timeout, "--connect-timeout", prog="isolation-verify")
     try:
         with conn, conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext('isolation_results'))")
@@ -348,6 +351,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="label of the runtime a variant asked for (defaults: the cluster's)",
     )
     ap.add_argument("--store", action="store_true", help="insert into isolation_results")
+    ap.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="with --store: how long to keep trying to reach PostgreSQL (default 30)",
+    )
     ap.add_argument("--cleanup", action="store_true", help="remove this run's markers after")
     ap.add_argument("--output", type=Path, help="also write the JSON document to this file")
     args = ap.parse_args(argv)
@@ -373,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     rc = 0
     if args.store:
         try:
-            n = store(report)
+            n = store(report, args.connect_timeout)
             print(f"isolation-verify: stored {n} rows in isolation_results", file=sys.stderr)
         except Exception as exc:  # report printed above; storing is what failed
             print(f"isolation-verify: --store failed: {exc}", file=sys.stderr)
