@@ -53,7 +53,9 @@ def test_run_phases_add_up_to_the_whole_run() -> None:
     submitted, scheduled, done = 1796590064.0, 1796590064.3, 1796590069.0
     got = phases.run_phases(submitted, done, [pod], {"p": scheduled}, cd, {("p", "main"): 1.5})
     names = [p.name for p in got]
-    assert names[0] == "generate: to scheduled" and names[-1] == "Argo: last exit to Succeeded"
+    assert (
+        names[0] == "generate: to scheduled" and names[-1] == "Argo: pod done to Workflow Succeeded"
+    )
     assert "generate: to main running" in names
     assert sum(p.seconds for p in got) == pytest.approx(done - submitted)
     by = {p.name: p.seconds for p in got}
@@ -79,6 +81,7 @@ def test_missing_exit_is_named() -> None:
 
 
 GEN = "7c0ffee0000000000000000000000000000000000000000000000000000000aa"
+WAIT = "7c0ffee0000000000000000000000000000000000000000000000000000000bb"
 # A containerSet pod: generate and main start together; main's emissary waits for generate.
 LOG_SET = [
     *LOG[:5],
@@ -88,6 +91,8 @@ LOG_SET = [
     *LOG[5:9],
     f'time="2026-12-06T20:47:46.500000000Z" level=info msg="received container exit event container_id:\\"{GEN}\\" id:\\"{GEN}\\" pid:7500 exited_at:{{seconds:1796590066 nanos:500000000}}"',
     LOG[-1],
+    f'time="2026-12-06T20:47:45.600000000Z" level=info msg="CreateContainer within sandbox \\"{SID}\\" for &ContainerMetadata{{Name:wait,Attempt:0,}} returns container id \\"{WAIT}\\""',
+    f'time="2026-12-06T20:47:49.000000000Z" level=info msg="received container exit event container_id:\\"{WAIT}\\" id:\\"{WAIT}\\" pid:7400 exited_at:{{seconds:1796590068 nanos:500000000}}"',
 ]
 
 
@@ -108,12 +113,14 @@ def test_container_set_pod_phases_follow_the_dependency() -> None:
         "batch: generate, the work (its own figure)",
         "batch: main, emissary + Python start/exit",
         "batch: main, the work (its own figure)",
-        "Argo: last exit to Succeeded",
+        "batch: argoexec wait, to its exit",
+        "Argo: pod done to Workflow Succeeded",
     ]
     assert by["batch: to generate running"] == pytest.approx(0.2, abs=1e-6)  # 45.7 - 45.5
     assert by["batch: generate, emissary + Python start/exit"] == pytest.approx(0.2, abs=1e-6)
     # main counts from generate's exit (66.5) to its own (67.8): 1.3 s, 0.2 of it work.
     assert by["batch: main, emissary + Python start/exit"] == pytest.approx(1.1, abs=1e-6)
+    assert by["batch: argoexec wait, to its exit"] == pytest.approx(0.7, abs=1e-6)  # 67.8 .. 68.5
     assert sum(p.seconds for p in got) == pytest.approx(5.0)
 
 
@@ -157,5 +164,5 @@ def test_parallel_pods_count_by_their_critical_path() -> None:
     assert by["shard (last of 2): to scheduled"] == pytest.approx(0.95)
     assert by["shard (last of 2): main"] == pytest.approx(4.5, abs=1e-6)  # 1.5 .. 6
     assert by["commit: to scheduled"] == pytest.approx(0.9, abs=1e-6)
-    assert by["Argo: last exit to Succeeded"] == pytest.approx(1.0, abs=1e-6)
+    assert by["Argo: pod done to Workflow Succeeded"] == pytest.approx(1.0, abs=1e-6)
     assert sum(p.seconds for p in got) == pytest.approx(9.0)

@@ -156,6 +156,12 @@ def _pod_phases(
         else:
             out.append(Phase(f"{label}: {c.name}", took))
         ref = c.exited
+    # Argo's wait container notices the last exit (it polls each second), reports the
+    # step's result and exits; the pod is done only then.
+    wait = cs.get("wait")
+    if wait and wait.exited:
+        out.append(Phase(f"{label}: argoexec wait, to its exit", wait.exited - ref))
+        ref = wait.exited
     return out, ref
 
 
@@ -175,9 +181,9 @@ def run_phases(
     runs the program and, in a containerSet, waits for the containers it depends on; Python's
     start, imports and exit) around the work the program reports (`work`, by (pod,
     container)), and the work. A step of N pods at once (shards) is its critical path: the pod
-    that exited last, labelled `STEP (last of N)`. After the last step, to the Workflow's
-    Succeeded. So the phases add up to the whole run. A source that lacks a timestamp raises
-    KeyError naming it."""
+    that exited last, labelled `STEP (last of N)`. Then argoexec's wait container, to its
+    exit. After the last step, to the Workflow's Succeeded (kubelet and the controller). So the
+    phases add up to the whole run. A source that lacks a timestamp raises KeyError naming it."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for pod in sorted(pods, key=lambda p: scheduled[p["metadata"]["name"]]):
         groups.setdefault(_step(pod), []).append(pod)
@@ -188,7 +194,7 @@ def run_phases(
         timed = [_pod_phases(p, label, ref, scheduled, cd, work) for p in members]
         last, ref = max(timed, key=lambda pt: pt[1])
         phases += last
-    phases.append(Phase("Argo: last exit to Succeeded", done - ref))
+    phases.append(Phase("Argo: pod done to Workflow Succeeded", done - ref))
     return phases
 
 
