@@ -348,10 +348,11 @@ def test_rendered_overlay_translates(overlay: str) -> None:
 def test_rendered_isolation_demo_translates_for_the_cron_and_the_hook(
     overlay: str, tmp_path: Path
 ) -> None:
-    """The isolation demo as the CronWorkflow runs it (run id: the workflow's name) and as the
-    PostSync hook Workflow runs it (run id: sync-<its creation time, UTC>): prepare first, as
-    uid 0 without capabilities, on the node directory the kubelet makes (0755), then the
-    probes on the overlay's runtimes, then the verifier."""
+    """The isolation demo as the CronWorkflow runs it (run id: the workflow's name, verify
+    retried 3 times) and as the PostSync hook Workflow runs it (run id: sync-<its creation
+    time, UTC>, verify retried once): prepare first, as uid 0 without capabilities, on the
+    node directory the kubelet makes (0755), then the probes on the overlay's runtimes, then
+    the verifier."""
     docs = render(REPO / "overlays" / overlay)
     node_dir = tmp_path / "node"
     created = datetime.datetime(2026, 12, 7, 6, 5, 4, tzinfo=datetime.UTC)
@@ -361,10 +362,13 @@ def test_rendered_isolation_demo_translates_for_the_cron_and_the_hook(
         created=created,
     )
     gvisor = overlay == "minikube"
-    for spec, run_id in (
-        (workflow_spec(docs, "isolation-demo"), "wf-123"),
-        (workflow_object_spec(docs, "isolation-demo-sync"), "sync-20261207T060504Z"),
+    for spec, run_id, retries in (
+        (workflow_spec(docs, "isolation-demo"), "wf-123", "3"),
+        (workflow_object_spec(docs, "isolation-demo-sync"), "sync-20261207T060504Z", "1"),
     ):
+        verify = next(t for t in spec["templates"] if t["name"] == "verify")
+        limit = verify["retryStrategy"]["limit"]
+        assert substitute(limit, global_variables(spec, "wf-123", "ns", created)) == retries
         steps = plan_spec(spec, context)
         assert [s.task for s in steps] == ["prepare", "probe-a", "probe-b", "probe-c", "verify"]
         assert {s.task: s.runtime for s in steps} == {
