@@ -102,8 +102,6 @@ def check(r: Resource, idx: Index, report: Report) -> None:
                 f"{kind} {ref.get('name')!r} is not in the render (namespace {r.namespace})",
             )
             return
-    if via is not None:
-        _check_ref_arguments(r, own, own_path, via, report)
     templates = _template_map(spec)
     seen: set[str] = set()
     for i, t in enumerate(as_list(own.get("templates"))):
@@ -180,24 +178,6 @@ def check(r: Resource, idx: Index, report: Report) -> None:
     for key in ("podSpecPatch",):
         if isinstance(own.get(key), str):
             _parse_or_report(r, own[key], jpath(own_path, key), report)
-
-
-def _check_ref_arguments(r: Resource, own: Obj, path: str, via: Resource, report: Report) -> None:
-    """Arguments a workflowTemplateRef passes must be parameters of the WorkflowTemplate: Argo
-    accepts any name, so a typo silently leaves the template's default in place (the
-    isolation demo's hook would store every sync under the same run id)."""
-    declared = _names(as_dict(via.spec.get("arguments")).get("parameters"))
-    for i, p in enumerate(as_list(as_dict(own.get("arguments")).get("parameters"))):
-        n = as_dict(p).get("name")
-        if n not in declared:
-            report.add(
-                "semantics",
-                r,
-                jpath(path, "arguments", "parameters", i, "name"),
-                f"argument {n!r} is not a parameter of {via.kind} {via.name!r}: no step sees it "
-                f"and the template's own value stays; name one of "
-                f"{', '.join(sorted(declared)) or '(it declares none)'}",
-            )
 
 
 def _needs_value(p: Obj) -> bool:

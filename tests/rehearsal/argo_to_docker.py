@@ -16,9 +16,7 @@ only deliberate departures (each narrow, and listed in `Context`) are:
   becomes a tmpfs;
 - `runtimeClassName: gvisor` (from podSpecPatch) becomes the engine's runsc runtime with host
   networking (`runsc-hostnet`, so the step reaches PostgreSQL on 127.0.0.1); the pod
-  annotation `dev.gvisor.flag.overlay2: all:memory` becomes `runsc-contained`;
-- the workflow's creation time (`{{workflow.creationTimestamp...}}`) is the rehearsal's start
-  (or the time it is given), in UTC, the zone of the release's controller.
+  annotation `dev.gvisor.flag.overlay2: all:memory` becomes `runsc-contained`.
 
 Anything the translator does not understand (an unknown `{{...}}` variable, an expression
 template, a secret key that does not exist, a volume without a source) raises
@@ -28,7 +26,6 @@ template, a secret key that does not exist, a volume without a source) raises
 from __future__ import annotations
 
 import copy
-import datetime
 import json
 import os
 import re
@@ -63,18 +60,6 @@ EXPR_CALL = re.compile(
 EXPR_INDEX = re.compile(r"\[['\"]([^'\"]+)['\"]\]")
 SERVICE_HOST = re.compile(r"^postgres(\.[a-z0-9-]+(\.svc(\.cluster\.local)?)?)?$")
 GVISOR_OVERLAY_ANNOTATION = "dev.gvisor.flag.overlay2"
-# `{{workflow.creationTimestamp.<c>}}`: Argo's strftime characters (util/strftime) as Python
-# formats, for a UTC time (the controller's zone in the release image).
-CREATION_FORMATS = {
-    **{c: f"%{c}" for c in "BbmAadHIMSYyp"},
-    "Z": "UTC",
-    "z": "+0000",
-    "L": ".000",
-}
-
-
-def utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
 
 class TranslationError(Exception):
@@ -96,7 +81,6 @@ class Context:
     runtimes: Mapping[str, str] = field(
         default_factory=lambda: {"gvisor": "runsc-hostnet", "gvisor+overlay": "runsc-contained"}
     )
-    created: datetime.datetime = field(default_factory=utc_now)  # the Workflow's creation
 
 
 @dataclass
@@ -146,21 +130,7 @@ def workflow_spec(docs: list[dict[str, Any]], template_name: str) -> dict[str, A
     ]
     if not crons:
         return base
-    return referenced_spec(docs, crons[0]["spec"]["workflowSpec"])
-
-
-def workflow_object_spec(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    """The spec the rendered Workflow NAME runs (e.g. an Argo CD hook with workflowTemplateRef)."""
-    own = find(docs, "Workflow", name)["spec"]
-    return referenced_spec(docs, own) if "workflowTemplateRef" in own else own
-
-
-def referenced_spec(docs: list[dict[str, Any]], own: Mapping[str, Any]) -> dict[str, Any]:
-    """OWN (a spec with workflowTemplateRef) merged over the referenced WorkflowTemplate's spec
-    as Argo merges them: arguments by parameter name, other fields replaced."""
-    ref = own["workflowTemplateRef"]["name"]
-    base: dict[str, Any] = find(docs, "WorkflowTemplate", ref)["spec"]
-    wf = copy.deepcopy(dict(own))
+    wf = copy.deepcopy(crons[0]["spec"]["workflowSpec"])
     wf.pop("workflowTemplateRef")
     merged: dict[str, Any] = copy.deepcopy(base)
     own_args = wf.pop("arguments", {}).get("parameters", [])
@@ -215,31 +185,13 @@ def evaluate(expr: str, variables: Mapping[str, str], tag: str) -> str:
     raise TranslationError(f"expression function {func} not rehearsed: {tag}")
 
 
-def creation_variables(created: datetime.datetime) -> dict[str, str]:
-    """`workflow.creationTimestamp` (RFC 3339), `.RFC3339`, `.s` and `.<strftime char>`."""
-    utc = created.astimezone(datetime.UTC)
-    rfc3339 = utc.strftime("%Y-%m-%dT%H:%M:%SZ")
-    out = {"workflow.creationTimestamp": rfc3339, "workflow.creationTimestamp.RFC3339": rfc3339}
-    out["workflow.creationTimestamp.s"] = str(int(utc.timestamp()))
-    for c, fmt in CREATION_FORMATS.items():
-        out[f"workflow.creationTimestamp.{c}"] = utc.strftime(fmt)
-    return out
-
-
-def global_variables(
-    spec: Mapping[str, Any],
-    workflow_name: str,
-    namespace: str,
-    created: datetime.datetime | None = None,
-) -> dict[str, str]:
-    """`workflow.*` variables: name, namespace, service account, creation time (CREATED,
-    default now) and `workflow.parameters.*` from the spec's argument defaults (a parameter
-    without a value is an error, as in Argo)."""
+def global_variables(spec: Mapping[str, Any], workflow_name: str, namespace: str) -> dict[str, str]:
+    """`workflow.*` variables: name, namespace, service account and `workflow.parameters.*`
+    from the spec's argument defaults (a parameter without a value is an error, as in Argo)."""
     variables = {
         "workflow.name": workflow_name,
         "workflow.namespace": namespace,
         "workflow.serviceAccountName": str(spec.get("serviceAccountName", "default")),
-        **creation_variables(created or utc_now()),
     }
     for p in spec.get("arguments", {}).get("parameters", []):
         if "value" in p:
@@ -249,10 +201,7 @@ def global_variables(
         else:
             raise TranslationError(f"workflow parameter {p['name']!r} has no value or default")
         variables[f"workflow.parameters.{p['name']}"] = str(raw)
-    # Parameters may refer to other workflow variables (e.g. a default of "{{workflow.name}}",
-    # sync-{{workflow.creationTimestamp.Y}}...): Argo puts the value where a template uses the
-    # parameter, then substitutes the template's global variables once more
-    # (workflow/common/util.go, SubstituteParams).
+    # Parameters may refer to other workflow variables (e.g. a default of "{{workflow.name}}").
     return {k: substitute(v, variables) for k, v in variables.items()}
 
 
@@ -545,6 +494,30 @@ def _host_dir(host_path: Mapping[str, Any], ctx: Context, task: str) -> str:
     return str(local)
 
 
+def job_as_spec(job: Mapping[str, Any]) -> dict[str, Any]:
+    """A batch/v1 Job's pod as a one-template workflow spec, so its container runs through
+    the same translation (pod securityContext, volumes, runtimeClassName, annotations)."""
+    pod = job["spec"]["template"]
+    pod_spec = pod["spec"]
+    if len(pod_spec.get("containers", [])) != 1 or pod_spec.get("initContainers"):
+        raise TranslationError(
+            f"Job {job['metadata']['name']}: only one-container pods are rehearsed"
+        )
+    tpl: dict[str, Any] = {
+        "name": job["metadata"]["name"],
+        "container": pod_spec["containers"][0],
+        "metadata": {"annotations": pod.get("metadata", {}).get("annotations", {})},
+    }
+    if "runtimeClassName" in pod_spec:
+        tpl["podSpecPatch"] = json.dumps({"runtimeClassName": pod_spec["runtimeClassName"]})
+    return {
+        "entrypoint": tpl["name"],
+        "securityContext": pod_spec.get("securityContext", {}),
+        "volumes": pod_spec.get("volumes", []),
+        "templates": [tpl],
+    }
+
+
 def docker_step(
     spec: Mapping[str, Any],
     tpl: Mapping[str, Any],
@@ -595,7 +568,7 @@ def pod_steps(
     """The containers of one pod (a container template, or every container of a
     containerSet in dependency order) as docker runs sharing the pod's security context,
     runtime and volumes. ATTEMPT > 0 is an Argo retry: a new pod, so new emptyDirs."""
-    variables = global_variables(spec, ctx.workflow_name, ctx.namespace, ctx.created)
+    variables = global_variables(spec, ctx.workflow_name, ctx.namespace)
     variables |= dict(outputs or {})
     variables |= input_variables(tpl, arguments, variables)
     pod_name = f"{ctx.workflow_name}-{_slug(task)}" + (f"-retry{attempt}" if attempt else "")
@@ -757,7 +730,7 @@ def plan_spec(spec: Mapping[str, Any], ctx: Context) -> list[Step]:
         raise TranslationError("existing PVC volumes are not rehearsed")
     steps: list[Step] = []
     outputs: dict[str, str] = {}
-    variables = global_variables(spec, ctx.workflow_name, ctx.namespace, ctx.created)
+    variables = global_variables(spec, ctx.workflow_name, ctx.namespace)
     for task, tpl, args in ordered_calls(spec, variables):
         steps += pod_steps(spec, tpl, task, args, ctx, outputs)
         # Results are known only at run time: stand-ins keep the plan printable.

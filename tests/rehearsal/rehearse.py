@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import datetime
 import json
 import os
 import subprocess
@@ -25,7 +24,6 @@ from .argo_to_docker import (
     plan_spec,
     pod_steps,
     result_variables,
-    utc_now,
     workflow_spec,
 )
 
@@ -133,15 +131,13 @@ def rehearse(
     helper_image: str,
     namespace: str = "event-pipeline",
     workflow_name: str | None = None,
-    created: datetime.datetime | None = None,
     host_paths: Mapping[str, str] | None = None,
     spec: Mapping[str, Any] | None = None,
     parameters: Mapping[str, str] | None = None,
     repeat: Collection[str] = (),
 ) -> Result:
-    """Translate the rendered template (or SPEC, e.g. a hook Workflow's from
-    `workflow_object_spec`), created at CREATED (default now), with PARAMETERS set as on
-    submit, and run it: wave by wave (pods of one wave at the same time,
+    """Translate the rendered template (or SPEC, e.g. a Job's pod from `job_as_spec`), with
+    PARAMETERS set as on submit, and run it: wave by wave (pods of one wave at the same time,
     at most the entrypoint's `parallelism`), the containers of a pod one after the other in
     dependency order, each translated once the results it may use are known. A pod whose
     node label is in REPEAT runs a second time once it succeeded, as a new pod (new
@@ -159,12 +155,11 @@ def rehearse(
         claim_volume=volume,
         pg_port=pg_port,
         host_paths=dict(host_paths or {}),
-        created=created or utc_now(),
     )
     try:
         wf = dict(spec) if spec is not None else workflow_spec(docs, template_name)
         wf = with_parameters(wf, parameters or {})
-        variables = global_variables(wf, ctx.workflow_name, ctx.namespace, ctx.created)
+        variables = global_variables(wf, ctx.workflow_name, ctx.namespace)
         calls = call_waves(wf, variables)
         # Fail on what can be checked before anything runs (results are stand-ins here).
         plan_spec(wf, ctx)

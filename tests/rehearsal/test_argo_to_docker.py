@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from .argo_to_docker import (
     docker_step,
     global_variables,
     input_variables,
+    job_as_spec,
     ordered_calls,
     plan,
     plan_spec,
@@ -24,7 +24,6 @@ from .argo_to_docker import (
     result_variables,
     substitute,
     when_holds,
-    workflow_object_spec,
     workflow_spec,
 )
 
@@ -344,70 +343,45 @@ def test_rendered_overlay_translates(overlay: str) -> None:
         assert "{{" not in " ".join(s.argv)
 
 
-@pytest.mark.parametrize("overlay", ["minikube", "no-gvisor"])
-def test_rendered_isolation_demo_translates_for_the_cron_and_the_hook(
-    overlay: str, tmp_path: Path
-) -> None:
-    """The isolation demo as the CronWorkflow runs it (run id: the workflow's name, verify
-    retried 3 times) and as the PostSync hook Workflow runs it (run id: sync-<its creation
-    time, UTC>, verify retried once): prepare first, as uid 0 without capabilities, on the
-    node directory the kubelet makes (0755), then the probes on the overlay's runtimes, then
-    the verifier."""
-    docs = render(REPO / "overlays" / overlay)
+def test_job_pod_translates_with_runtime_class_and_host_path(tmp_path: Path) -> None:
+    job = {
+        "metadata": {"name": "probe-b"},
+        "spec": {
+            "template": {
+                "metadata": {"annotations": {"dev.gvisor.flag.overlay2": "all:memory"}},
+                "spec": {
+                    "runtimeClassName": "gvisor",
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                    "volumes": [
+                        {
+                            "name": "host",
+                            "hostPath": {"path": "/var/lib/x", "type": "DirectoryOrCreate"},
+                        }
+                    ],
+                    "containers": [
+                        {
+                            "name": "probe",
+                            "image": "event-generator",
+                            "command": ["isolation-probe"],
+                            "volumeMounts": [{"name": "host", "mountPath": "/host"}],
+                        }
+                    ],
+                },
+            }
+        },
+    }
+    spec = job_as_spec(job)
     node_dir = tmp_path / "node"
-    created = datetime.datetime(2026, 12, 7, 6, 5, 4, tzinfo=datetime.UTC)
-    context = ctx(
-        host_paths={"/var/lib/isolation-demo": str(node_dir)},
-        secrets={"postgres-credentials": {"PGUSER": "u", "PGPASSWORD": "p", "PGDATABASE": "d"}},
-        created=created,
-    )
-    gvisor = overlay == "minikube"
-    for spec, run_id, retries in (
-        (workflow_spec(docs, "isolation-demo"), "wf-123", "3"),
-        (workflow_object_spec(docs, "isolation-demo-sync"), "sync-20261207T060504Z", "1"),
-    ):
-        verify = next(t for t in spec["templates"] if t["name"] == "verify")
-        limit = verify["retryStrategy"]["limit"]
-        assert substitute(limit, global_variables(spec, "wf-123", "ns", created)) == retries
-        steps = plan_spec(spec, context)
-        assert [s.task for s in steps] == ["prepare", "probe-a", "probe-b", "probe-c", "verify"]
-        assert {s.task: s.runtime for s in steps} == {
-            "prepare": "runc",
-            "probe-a": "runc",
-            "probe-b": "runsc-hostnet" if gvisor else "runc",
-            "probe-c": "runsc-contained" if gvisor else "runc",
-            "verify": "runc",
-        }
-        prepare = steps[0]
-        assert prepare.argv[prepare.argv.index("--user") + 1] == "0:0"
-        for flag in ("--read-only", "no-new-privileges", "ALL"):
-            assert flag in prepare.argv
-        assert f"type=bind,src={node_dir},dst=/host" in prepare.argv
-        for s in steps[1:]:
-            assert s.argv[s.argv.index("--run-id") + 1] == run_id
-            assert "{{" not in " ".join(s.argv)
-    # DirectoryOrCreate: made like the kubelet makes it (0755), so a non-root write needs the
-    # prepare step.
+    context = ctx(host_paths={"/var/lib/x": str(node_dir)})
+    (step,) = plan_spec(spec, context)
+    assert step.runtime == "runsc-contained"
+    assert f"type=bind,src={node_dir},dst=/host" in step.argv
+    assert step.argv[step.argv.index("--user") + 1] == "10001:0"
+    # DirectoryOrCreate: made like the kubelet makes it (0755), so a non-root write needs
+    # whatever the manifests do to prepare it.
     assert node_dir.is_dir() and node_dir.stat().st_mode & 0o777 == 0o755
     with pytest.raises(TranslationError, match="no local stand-in"):
-        plan_spec(workflow_spec(docs, "isolation-demo"), ctx())
-
-
-def test_creation_timestamp_variables_and_nested_parameter_values() -> None:
-    """A parameter value may hold `{{workflow.*}}` tags (the hook's run id): they resolve."""
-    spec = copy.deepcopy(SPEC)
-    spec["arguments"]["parameters"].append(
-        {
-            "name": "id",
-            "value": "x-{{ workflow.creationTimestamp.y }}{{workflow.creationTimestamp.B}}",
-        }
-    )
-    created = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
-    v = global_variables(spec, "wf", "ns", created)
-    assert v["workflow.parameters.id"] == "x-26January"
-    assert v["workflow.creationTimestamp"] == "2026-01-02T03:04:05Z"
-    assert v["workflow.creationTimestamp.s"] == str(int(created.timestamp()))
-    assert v["workflow.creationTimestamp.Z"] == "UTC"
+        plan_spec(spec, ctx())
 
 
 def test_step_results_feed_later_inputs() -> None:

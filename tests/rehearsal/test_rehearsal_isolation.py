@@ -1,30 +1,27 @@
 """Rehearsal of the rendered isolation demo (overlays/minikube, and overlays/no-gvisor where
-B and C run on runc and every marker reaches the node) as Argo CD runs it after a sync: the
-PostSync hook Workflow `isolation-demo-sync`, i.e. the WorkflowTemplate `isolation-demo` with
-the hook's run id `sync-<creation time>`, step by step: `prepare` (uid 0 without capabilities:
-it makes the fresh node directory writable for the non-root probes), probe A on runc, probe B
-with runtimeClassName gvisor (-> runsc), probe C with gvisor plus the pod annotation
+B and C run on runc and every marker reaches the node): the PostSync hook Job
+`isolation-prepare` (it readies the node directory, as Argo CD runs it before any cron), then
+the WorkflowTemplate `isolation-demo` step by step: probe A on runc, probe B with
+runtimeClassName gvisor (-> runsc), probe C with gvisor plus the pod annotation
 `dev.gvisor.flag.overlay2: all:memory` (-> runsc-contained), each probe's stdout passed to the
 verifier as `{{tasks.probe-*.outputs.result}}`, the verifier storing into PostgreSQL. A local
 directory stands in for the node's hostPath, so the test looks at it itself."""
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from event_pipeline.pgserver import LocalPostgres
 
-from .argo_to_docker import render, workflow_object_spec
+from .argo_to_docker import find, job_as_spec, render
 from .rehearse import rehearse
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_DIR = "/var/lib/isolation-demo"
-HOOK = "isolation-demo-sync"
 
 
 @pytest.mark.parametrize("overlay", ["minikube", "no-gvisor"])
@@ -42,37 +39,28 @@ def test_rendered_isolation_demo(
     docs = render(REPO / "overlays" / overlay)
     gvisor = overlay == "minikube"
     node_dir = tmp_path / "node-isolation-demo"  # created by the first mount, as the kubelet does
-    created = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-    result = rehearse(
-        docs,
-        "isolation-demo",
-        spec=workflow_object_spec(docs, HOOK),
-        workflow_name=HOOK,
-        created=created,
-        engine_env=docker_engine,
-        images=pipeline_images,
-        secrets=pipeline_secret,
-        pg_port=pg_server.port,
-        helper_image=base_image,
-        namespace="isolation-demo",
-        host_paths={NODE_DIR: str(node_dir)},
-    )
-    run_id = created.strftime("sync-%Y%m%dT%H%M%SZ")
+    common: dict[str, Any] = {
+        "engine_env": docker_engine,
+        "images": pipeline_images,
+        "secrets": pipeline_secret,
+        "pg_port": pg_server.port,
+        "helper_image": base_image,
+        "namespace": "isolation-demo",
+        "host_paths": {NODE_DIR: str(node_dir)},
+    }
+    prepare = job_as_spec(find(docs, "Job", "isolation-prepare"))
+    rehearse(docs, "isolation-prepare", spec=prepare, **common)
+    result = rehearse(docs, "isolation-demo", **common)
+    run_id = result.workflow_name
     for step in result.steps:
         print(f"{step.task}: runtime {step.runtime}")
     runtimes = {s.task: s.runtime for s in result.steps}
     assert runtimes == {
-        "prepare": "runc",
         "probe-a": "runc",
         "probe-b": "runsc-hostnet" if gvisor else "runc",
         "probe-c": "runsc-contained" if gvisor else "runc",
         "verify": "runc",
     }
-    prepare = next(s for s in result.steps if s.task == "prepare")
-    assert prepare.argv[prepare.argv.index("--user") + 1] == "0:0"
-    assert "--read-only" in prepare.argv and "ALL" in prepare.argv
-    # The kubelet makes the directory 0755 root; the prepare step made it sticky and writable.
-    assert node_dir.stat().st_mode & 0o7777 == 0o1777
 
     # What reached the "node", seen by the test itself.
     markers = {p.name for p in node_dir.glob(f"marker-{run_id}-*.json")}
@@ -88,7 +76,7 @@ def test_rendered_isolation_demo(
                 " WHERE run_id = %s ORDER BY variant",
                 (run_id,),
             )
-            rows: dict[str, Any] = {v: (w, r, k) for v, w, r, k in cur.fetchall()}
+            rows = {v: (w, r, k) for v, w, r, k in cur.fetchall()}
     finally:
         conn.close()
     print(rows)

@@ -4,7 +4,7 @@
     python3 -m e2elib.argocd terminate [--app NAME ...]
 
 "Succeeded" covers hooks: the last operation's phase is Succeeded and every hook it ran
-(the isolation demo's PostSync Workflow) reports hookPhase Succeeded. A sync of the awaited
+(PostSync Jobs of the isolation demo) reports hookPhase Succeeded. A sync of the awaited
 revision that failed (phase Failed/Error; or, now retrying, failed twice or once in a hook) ends
 the wait at once with Argo CD's own message: retries are for what settles by itself (CRDs still
 arriving), and a wrong manifest fails the same way every time.
@@ -67,16 +67,15 @@ def failure(app: dict[str, Any], revision: str | None = None) -> str | None:
     # While an attempt runs, its message is progress ("waiting for healthy state of ..."); a
     # failed attempt that will be retried says "... Retrying attempt #N at T.".
     retrying = phase == "Running" and "Retrying attempt #" in str(op.get("message") or "")
-    # A hook that ran and failed is no transient (its Workflow got as far as running): one
-    # attempt says it all, and its steps' retries make each attempt long.
+    # A hook that ran and failed is no transient (its Job got as far as running): one attempt
+    # says it all, and its Jobs' retries make each attempt long.
     hook_failed = any(
         r.get("hookType") and r.get("hookPhase") in ("Failed", "Error")
         for r in (op.get("syncResult") or {}).get("resources") or []
     )
     if phase in ("Failed", "Error") or (retrying and (retries >= FAILED_ATTEMPTS or hook_failed)):
-        # A failed Workflow hook often has no message of its own (hook_steps says more).
         failed = [
-            f"{r.get('kind')}/{r.get('name')}: {r.get('message') or r.get('hookPhase')}"
+            f"{r.get('kind')}/{r.get('name')}: {r.get('message')}"
             for r in (op.get("syncResult") or {}).get("resources") or []
             if r.get("status") in ("SyncFailed",) or r.get("hookPhase") in ("Failed", "Error")
         ]
@@ -89,34 +88,10 @@ def failure(app: dict[str, Any], revision: str | None = None) -> str | None:
     return None
 
 
-def hook_steps(app: dict[str, Any]) -> str:
-    """The failed steps of the Workflow hooks that failed in the app's last operation, e.g.
-    "; Workflow/isolation-demo-sync steps: verify(3) Failed: Error (exit code 1)"; "" if none
-    (or the Workflow is gone). Argo CD's own message for a failed Workflow is its phase."""
-    out = []
-    for r in hook_results(app):
-        if r.get("kind") != "Workflow" or r.get("hookPhase") not in ("Failed", "Error"):
-            continue
-        ns = str(r.get("namespace") or "")
-        try:
-            wf = kube.get("-n", ns, "workflow", str(r.get("name")))
-        except kube.KubeError:
-            continue
-        nodes = ((wf.get("status") or {}).get("nodes") or {}).values()
-        bad = [
-            f"{n.get('displayName')} {n.get('phase')}: {n.get('message') or ''}".rstrip(": ")
-            for n in sorted(nodes, key=lambda n: str(n.get("startedAt") or ""))
-            if n.get("type") == "Pod" and n.get("phase") in ("Failed", "Error")
-        ]
-        if bad:
-            out.append(f"Workflow/{r.get('name')} steps: {', '.join(bad[-3:])}")
-    return "".join(f"; {line}" for line in out)[:600]
-
-
 def hook_results(app: dict[str, Any]) -> list[dict[str, Any]]:
     op = (app.get("status") or {}).get("operationState") or {}
     return [
-        {k: r.get(k) for k in ("kind", "namespace", "name", "hookType", "hookPhase", "message")}
+        {k: r.get(k) for k in ("kind", "name", "hookType", "hookPhase", "message")}
         for r in (op.get("syncResult") or {}).get("resources") or []
         if r.get("hookType")
     ]
@@ -147,7 +122,7 @@ def wait(
                     done, desc = False, f"{desc} (waiting for revision {revision[:8]})"
                 why = failure(app, revision)
                 if why and not done:
-                    raise SyncFailed(f"Application {name}: sync failed: {why}{hook_steps(app)}")
+                    raise SyncFailed(f"Application {name}: sync failed: {why}")
             except SyncFailed:
                 raise
             except kube.KubeError as exc:

@@ -141,17 +141,6 @@ def container_runtime(container_id: str) -> str:
     return str((json.loads(proc.stdout).get("Runtime") or {}).get("Name"))
 
 
-def main_arg(pod: dict[str, Any], flag: str) -> str | None:
-    """The value after FLAG in the pod's main container command line (Argo's emissary prefixes
-    the command; the step's own args follow as the controller substituted them)."""
-    for c in (pod.get("spec") or {}).get("containers") or []:
-        if c.get("name") == "main":
-            argv = [str(a) for a in (c.get("command") or []) + (c.get("args") or [])]
-            if flag in argv[:-1]:
-                return argv[argv.index(flag) + 1]
-    return None
-
-
 def pod_runtimes(pod: dict[str, Any]) -> dict[str, str]:
     """container name -> containerd runtime, for every container (init ones too) of a pod."""
     status = pod.get("status") or {}
