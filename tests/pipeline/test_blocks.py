@@ -3,7 +3,7 @@
 It is the pure-Python scanner's fast path, taken where the C extension is not built.
 
 Each test compares the scanner with an independent line-by-line reference built on
-``model.validate_line``: same line count, same totals, same rejected lines and reasons, on
+``rules.validate_line``: same line count, same totals, same rejected lines and reasons, on
 blocks the fast path takes and on blocks it must hand to the line-by-line path.
 """
 
@@ -17,16 +17,16 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from event_pipeline import aggregate, blocks
+from event_pipeline import blocks, scanner
 from event_pipeline.generate import main as generate_main
-from event_pipeline.model import MAX_LINE_BYTES, Rejected, validate_line
+from event_pipeline.rules import MAX_LINE_BYTES, Rejected, example_lines, validate_line
 
 
 @pytest.fixture(autouse=True)
 def pure_python_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """blocks.py is the scanner's path without the C extension (test_fastscan.py tests the
     extension's): force it, so these tests test it wherever the extension is built."""
-    monkeypatch.setattr(aggregate, "_fastscan", None)
+    monkeypatch.setattr(scanner, "_fastscan", None)
 
 
 def event(**changes: object) -> dict[str, object]:
@@ -77,7 +77,7 @@ def scanned(tmp_path: Path, data: bytes) -> tuple[int, dict[str, list[int]], dic
     path.write_bytes(data)
     spill = tmp_path / "spill"
     spill.mkdir(exist_ok=True)
-    result = aggregate.scan_file(str(path), 1, str(spill))
+    result = scanner.scan_file(str(path), 1, str(spill))
     rejected = {}
     for row in result.rejected_rows():
         number, escaped, _excerpt = row.rstrip("\n").split("\t")
@@ -144,6 +144,24 @@ def test_blocks_the_fast_path_must_not_take(tmp_path: Path, name: str, line: byt
     assert scanned(tmp_path, data) == reference(data), name
 
 
+RULE_EXAMPLES = list(example_lines())
+
+
+@pytest.mark.parametrize(
+    ("name", "line", "reason"), RULE_EXAMPLES, ids=[e[0] for e in RULE_EXAMPLES]
+)
+def test_rule_examples(tmp_path: Path, name: str, line: bytes, reason: str | None) -> None:
+    """Each example of the table of rules (rules.RULES) between two good lines: the block is
+    taken whole only when the example is valid, and the scan gives the reference's result."""
+    data = compact(userId="bob") + b"\n" + line + b"\n" + compact(userId="eve") + b"\n"
+    done, totals = total(data.rstrip(b"\n"))
+    want = reference(data)
+    assert (want[2] == {}) == (reason is None), name
+    if done is not None:
+        assert reason is None and totals == want[1], name
+    assert scanned(tmp_path, data) == want, name
+
+
 def test_lines_fit() -> None:
     line = b"x" * 10
     assert blocks.lines_fit(b"\n".join([line] * 5), 10)
@@ -175,7 +193,7 @@ def test_random_blocks_match_the_line_by_line_reference(
 ) -> None:
     # Small read blocks (about 12 lines each) and one mutated line in about every other
     # block: many blocks decide between the fast path and line by line.
-    monkeypatch.setattr(aggregate, "BLOCK_BYTES", 1024)
+    monkeypatch.setattr(scanner, "BLOCK_BYTES", 1024)
     taken = []
 
     def counting(*args: object) -> int | None:
@@ -183,7 +201,7 @@ def test_random_blocks_match_the_line_by_line_reference(
         taken.append(done is not None)
         return done
 
-    monkeypatch.setattr(aggregate, "total_block", counting)
+    monkeypatch.setattr(scanner, "total_block", counting)
     rng = random.Random(seed)
     lines = []
     for i in range(3000):

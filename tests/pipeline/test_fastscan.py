@@ -1,10 +1,11 @@
-"""The C fast path (event_pipeline._fastscan) against model.validate_line, the definition.
+"""The C fast path (event_pipeline._fastscan) against rules.validate_line, the definition.
 
 The fast path may only ever accept a line that validate_line accepts, with the same
 (userId, sessionDuration); every other line goes to validate_line itself. These tests hold it
 to a stronger rule: it accepts a line exactly when the line has the canonical shape (the
 regular expression below, an independent statement of it) and validate_line accepts it. The
-lines are canonical events mutated at random (fixed seed) plus the edge cases by name.
+lines are the examples of the table of rules (rules.RULES, where the C restates its limits),
+canonical events mutated at random (fixed seed) and the edge cases by name.
 (Python also takes offset minutes of 60 and more, +00:60 being +01:00; the canonical shape
 leaves those to validate_line.)
 """
@@ -18,8 +19,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from event_pipeline import aggregate, model
-from event_pipeline.model import Rejected, validate_line
+from event_pipeline import rules, scanner
+from event_pipeline.rules import Rejected, example_lines, validate_line
 from needs import unavailable
 
 SEED = 20261201
@@ -48,16 +49,16 @@ def fastscan() -> ModuleType:
 
 def test_extension_is_built() -> None:
     """In CI the aggregator must not silently fall back to its pure-Python path."""
-    assert aggregate._fastscan is load_fastscan()
+    assert scanner._fastscan is load_fastscan()
 
 
 def test_limits_are_the_models(fastscan: ModuleType) -> None:
-    assert fastscan.MAX_ID_CHARS == model.MAX_ID_CHARS
-    assert fastscan.MAX_SESSION_DURATION == model.MAX_SESSION_DURATION
+    assert fastscan.MAX_ID_CHARS == rules.MAX_ID_CHARS
+    assert fastscan.MAX_SESSION_DURATION == rules.MAX_SESSION_DURATION
     # Scanners hand over-long lines to the Python path, which rejects them by length first;
     # a canonical line can never be that long.
     longest = len(canonical("2026-01-01T00:00:00.000000+00:00", "u" * 256, "e" * 256, "p" * 256))
-    assert longest + len(str(model.MAX_SESSION_DURATION)) < model.MAX_LINE_BYTES
+    assert longest + len(str(rules.MAX_SESSION_DURATION)) < rules.MAX_LINE_BYTES
 
 
 def canonical(ts: str, user: str, etype: str, product: str, duration: str = "1") -> bytes:
@@ -242,6 +243,17 @@ MUTATIONS: list[Callable[[random.Random, bytes], bytes]] = [
 ]  # fmt: skip
 
 
+def test_rule_examples(fastscan: ModuleType) -> None:
+    """The table's examples, each spaced and in the canonical compact shape: a valid canonical
+    one is taken with validate_line's values, every other one handed back."""
+    taken = 0
+    for _name, line, reason in example_lines():
+        check(fastscan, line)
+        assert (reference(line) is None) == (reason is not None), line
+        taken += fastscan.check_line(line) is not None
+    assert taken >= 5  # the compact valid examples at the limits (ids, durations, timestamps)
+
+
 def test_named_edge_cases(fastscan: ModuleType) -> None:
     accepted = 0
     for ts in TIMESTAMPS:
@@ -309,11 +321,11 @@ def test_totals_many_users(fastscan: ModuleType) -> None:
     assert totals.to_dict() == {f"u{i}": [2 * i, 2] for i in range(50_000)}
 
 
-def scan(path: Path, tmp_path: Path) -> tuple[aggregate.RangeResult, list[str]]:
+def scan(path: Path, tmp_path: Path) -> tuple[scanner.RangeResult, list[str]]:
     size = path.stat().st_size
-    spill = tmp_path / f"spill-{aggregate._fastscan is None}"
+    spill = tmp_path / f"spill-{scanner._fastscan is None}"
     spill.mkdir()
-    result = aggregate.scan_range(str(path), 0, size, 0, str(spill))
+    result = scanner.scan_range(str(path), 0, size, 0, str(spill))
     rows = Path(result.spill).read_text().splitlines() if result.spill else []
     return result, rows
 
@@ -332,7 +344,7 @@ def test_scan_with_and_without_the_extension(
     path = tmp_path / "mixed.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     fast_result, fast_rows = scan(path, tmp_path)
-    monkeypatch.setattr(aggregate, "_fastscan", None)
+    monkeypatch.setattr(scanner, "_fastscan", None)
     pure_result, pure_rows = scan(path, tmp_path)
     assert fast_rows == pure_rows and len(pure_rows) > 1000
     assert fast_result.totals == pure_result.totals

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 from event_pipeline import generate
-from event_pipeline.model import EVENT_TYPES, FIELDS, validate_line
+from event_pipeline.model import EVENT_TYPES
+from event_pipeline.rules import FIELDS, validate_line
 
 from .conftest import run_cli
 

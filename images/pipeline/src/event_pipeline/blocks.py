@@ -1,7 +1,7 @@
 """The aggregator's fast path: a whole block of lines validated by one msgspec call, in C.
 
 ``total_block`` either accepts every line of a block (each one exactly what
-``model.validate_line`` accepts) and adds them to the totals, or changes nothing and returns
+``rules.validate_line`` accepts) and adds them to the totals, or changes nothing and returns
 ``None``; the caller then goes line by line, which finds the rejected lines and their reasons.
 
 How one call decodes a block: each newline becomes ``],\\n[`` and the block is wrapped in
@@ -16,10 +16,10 @@ How one call decodes a block: each newline becomes ``],\\n[`` and the block is w
   allowed, as for one line). A blank line is an empty tuple, two events a 2-tuple: errors;
 - no line is longer than ``MAX_LINE_BYTES`` (checked without splitting the block);
 - ``timestamp`` is a ``datetime`` parsed by msgspec. What msgspec accepts, Python's
-  ``datetime.fromisoformat`` (the rule of ``model.validate_event``) accepts too, except a
+  ``datetime.fromisoformat`` (the rule of ``rules.validate_event``) accepts too, except a
   lowercase ``z`` for UTC: a block with ``z"`` or any backslash (an escape could hide one) is
   not decoded here. tests/pipeline/test_blocks.py compares the two parsers;
-- ids must be printable and not blank (``model.good_id``), which msgspec cannot check. Raw
+- ids must be printable and not blank (``rules.good_id``), which msgspec cannot check. Raw
   control characters inside strings are invalid JSON, so in a block that is ASCII, without a
   backslash, DEL (0x7f) or a space, every string is printable and not blank. Any other block
   has its ids checked here, one by one for the values not seen before (``known``).
@@ -36,7 +36,7 @@ from typing import Annotated, Final
 import msgspec
 
 from event_pipeline.decoding import DECODE_ERRORS
-from event_pipeline.model import MAX_ID_CHARS, MAX_SESSION_DURATION, good_id
+from event_pipeline.rules import MAX_ID_CHARS, MAX_SESSION_DURATION, good_id
 
 KNOWN_IDS_MAX: Final = 100_000
 

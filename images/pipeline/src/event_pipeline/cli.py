@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import TypeVar
 
 MAX_SHARDS = 10_000
+N = TypeVar("N", int, float)
 
 
 def _bounds(minimum: float | None, maximum: float | None) -> str:
@@ -25,29 +27,14 @@ def _bounds(minimum: float | None, maximum: float | None) -> str:
     return ""
 
 
-def integer(minimum: int | None = None, maximum: int | None = None) -> Callable[[str], int]:
-    """An integer within the bounds; ``expected an integer >= 1, got 'abc'`` otherwise."""
-    expected = f"expected an integer{_bounds(minimum, maximum)}"
+def _bounded(
+    kind: str, convert: Callable[[str], N], minimum: N | None, maximum: N | None
+) -> Callable[[str], N]:
+    expected = f"expected {kind}{_bounds(minimum, maximum)}"
 
-    def parse(value: str) -> int:
+    def parse(value: str) -> N:
         try:
-            number = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{expected}, got {value!r}") from None
-        if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
-            raise argparse.ArgumentTypeError(f"{expected}, got {value!r}")
-        return number
-
-    return parse
-
-
-def number(minimum: float | None = None, maximum: float | None = None) -> Callable[[str], float]:
-    """A finite number within the bounds; ``expected a number from 0 to 1, got 'x'`` otherwise."""
-    expected = f"expected a number{_bounds(minimum, maximum)}"
-
-    def parse(value: str) -> float:
-        try:
-            parsed = float(value)
+            parsed = convert(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{expected}, got {value!r}") from None
         if (
@@ -59,6 +46,16 @@ def number(minimum: float | None = None, maximum: float | None = None) -> Callab
         return parsed
 
     return parse
+
+
+def integer(minimum: int | None = None, maximum: int | None = None) -> Callable[[str], int]:
+    """An integer within the bounds; ``expected an integer >= 1, got 'abc'`` otherwise."""
+    return _bounded("an integer", int, minimum, maximum)
+
+
+def number(minimum: float | None = None, maximum: float | None = None) -> Callable[[str], float]:
+    """A finite number within the bounds; ``expected a number from 0 to 1, got 'x'`` otherwise."""
+    return _bounded("a number", float, minimum, maximum)
 
 
 def shard(value: str) -> tuple[int, int]:

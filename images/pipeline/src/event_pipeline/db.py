@@ -1,4 +1,6 @@
-"""PostgreSQL side of the aggregator: connection with retries, schema, exactly-once loads.
+"""The aggregator's loads into PostgreSQL, exactly once: a whole batch, a shard, a commit.
+
+connection.py connects, schema.py makes the tables.
 
 Exactly once, in effect: a batch is one transaction that starts with
 ``INSERT INTO batches ... ON CONFLICT (batch_id) DO NOTHING``. The primary key makes a second
@@ -22,8 +24,8 @@ import enum
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import astuple, dataclass, fields
 from typing import Any
 
 import psycopg2  # type: ignore[import-untyped]
@@ -32,243 +34,9 @@ import psycopg2.extensions  # type: ignore[import-untyped]
 from event_pipeline.digest import shards_digest
 from event_pipeline.model import copy_text
 
-# pg_advisory_lock key for schema creation: concurrent CREATE ... IF NOT EXISTS can still
-# fail with a unique violation in the catalogs, so creators take turns.
-SCHEMA_LOCK_KEY = 0x45_56_45_4E_54_53  # "EVENTS"
 # pg_advisory_xact_lock(BATCH_LOCK_CLASS, hashtext(batch_id)): stages shared, commit exclusive.
 BATCH_LOCK_CLASS = 0x45_56_42_54  # "EVBT"
 TEST_PAUSE_ENV = "EVENT_PIPELINE_TEST_PAUSE_BEFORE_COMMIT"
-
-SCHEMA_SQL = """
-CREATE TABLE IF NOT EXISTS batches (
-    batch_id text PRIMARY KEY CHECK (batch_id <> ''),
-    loaded_at timestamptz NOT NULL DEFAULT now(),
-    source text NOT NULL,
-    source_bytes bigint NOT NULL,
-    total_lines bigint NOT NULL,
-    valid_events bigint NOT NULL,
-    rejected_count bigint NOT NULL,
-    users bigint NOT NULL,
-    total_session_duration numeric NOT NULL
-);
-CREATE TABLE IF NOT EXISTS batch_user_totals (
-    batch_id text NOT NULL REFERENCES batches (batch_id) ON DELETE CASCADE,
-    user_id text NOT NULL,
-    total_session_duration bigint NOT NULL CHECK (total_session_duration >= 0),
-    event_count bigint NOT NULL CHECK (event_count > 0),
-    PRIMARY KEY (batch_id, user_id)
-);
-CREATE INDEX IF NOT EXISTS batch_user_totals_user_id_idx ON batch_user_totals (user_id);
-CREATE TABLE IF NOT EXISTS rejected_lines (
-    batch_id text NOT NULL REFERENCES batches (batch_id) ON DELETE CASCADE,
-    line_number bigint NOT NULL CHECK (line_number > 0),
-    reason text NOT NULL,
-    excerpt text NOT NULL DEFAULT '',
-    PRIMARY KEY (batch_id, line_number)
-);
--- What a batch was loaded from (NULL in rows of older versions) and, when it was committed
--- from shards, how many (NULL: loaded whole).
-ALTER TABLE batches ADD COLUMN IF NOT EXISTS content_digest text;
-ALTER TABLE batches ADD COLUMN IF NOT EXISTS shards integer CHECK (shards > 0);
-CREATE TABLE IF NOT EXISTS batch_shards (
-    batch_id text NOT NULL CHECK (batch_id <> ''),
-    shard integer NOT NULL CHECK (shard >= 0),
-    shards integer NOT NULL CHECK (shard < shards),
-    staged_at timestamptz NOT NULL DEFAULT now(),
-    source text NOT NULL,
-    source_bytes bigint NOT NULL,
-    total_lines bigint NOT NULL,
-    valid_events bigint NOT NULL,
-    rejected_count bigint NOT NULL,
-    users bigint NOT NULL,
-    total_session_duration numeric NOT NULL,
-    content_digest text NOT NULL,
-    PRIMARY KEY (batch_id, shard)
-);
-CREATE TABLE IF NOT EXISTS staged_user_totals (
-    batch_id text NOT NULL,
-    shard integer NOT NULL,
-    user_id text NOT NULL,
-    total_session_duration bigint NOT NULL CHECK (total_session_duration >= 0),
-    event_count bigint NOT NULL CHECK (event_count > 0),
-    PRIMARY KEY (batch_id, shard, user_id),
-    FOREIGN KEY (batch_id, shard) REFERENCES batch_shards ON DELETE CASCADE
-);
-CREATE TABLE IF NOT EXISTS staged_rejected_lines (
-    batch_id text NOT NULL,
-    shard integer NOT NULL,
-    line_number bigint NOT NULL CHECK (line_number > 0),
-    reason text NOT NULL,
-    excerpt text NOT NULL DEFAULT '',
-    PRIMARY KEY (batch_id, shard, line_number),
-    FOREIGN KEY (batch_id, shard) REFERENCES batch_shards ON DELETE CASCADE
-);
-"""
-
-# sum(bigint) is numeric in PostgreSQL, so the sum itself never overflows; the view saturates
-# at the bigint maximum instead of failing every query once a user's all-time total passes it.
-VIEW_SQL = """
-CREATE VIEW user_totals AS
-SELECT user_id,
-       LEAST(sum(total_session_duration), 9223372036854775807)::bigint
-           AS total_session_duration
-FROM batch_user_totals
-GROUP BY user_id
-"""
-
-SCHEMA_OBJECTS = (
-    "batches",
-    "batch_user_totals",
-    "rejected_lines",
-    "user_totals",
-    "batch_shards",
-    "staged_user_totals",
-    "staged_rejected_lines",
-)
-NEW_BATCH_COLUMNS = ("content_digest", "shards")
-COLUMNS_SQL = (
-    "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass('batches')"
-    " AND attname = ANY(%s) AND NOT attisdropped"
-)
-
-
-class DatabaseUnavailable(Exception):
-    """The server could not be reached (or refused us) within the retry budget."""
-
-
-def where() -> str:
-    """Where libpq will connect, for messages (never includes the password)."""
-    host = os.environ.get("PGHOST") or "local socket"
-    port = os.environ.get("PGPORT") or "5432"
-    db = os.environ.get("PGDATABASE") or os.environ.get("PGUSER") or "(default)"
-    return f"{host}:{port}/{db}"
-
-
-# Errors that waiting will not fix: fail at once instead of retrying until the deadline.
-_FATAL_MARKERS = (
-    "authentication failed",
-    "password",
-    "no pg_hba.conf entry",
-    "role ",
-    "invalid connection option",
-    "invalid port",
-    "invalid integer value",
-)
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0].strip() if text else type(exc).__name__
-
-
-class _Stderr:
-    """Where connect() reports waiting: one line when it starts, on a terminal one progress
-    line rewritten in place, one line at the end (given up, or connected after a wait)."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self._progress = False
-
-    def line(self, message: str) -> None:
-        self.done()
-        print(message, file=sys.stderr, flush=True)
-
-    def progress(self, message: str) -> None:
-        if self.tty:
-            sys.stderr.write(f"\r\x1b[K{message}")
-            sys.stderr.flush()
-            self._progress = True
-
-    def done(self) -> None:
-        if self._progress:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-            self._progress = False
-
-
-def connect(
-    timeout: float, how_to_change: str, prog: str = "aggregate-events"
-) -> psycopg2.extensions.connection:
-    """Connect from the libpq environment, retrying with backoff for up to ``timeout`` s.
-
-    Says so once when waiting starts (where, how long, ``how_to_change``: what sets it), keeps
-    one progress line on a terminal, and the caller prints the one line of a give-up."""
-    out = _Stderr()
-    started = time.monotonic()
-    deadline = started + timeout
-    delay = 0.25
-    attempt = 0
-    while True:
-        attempt += 1
-        remaining = deadline - time.monotonic()
-        try:
-            conn = psycopg2.connect(
-                "",
-                connect_timeout=max(2, min(10, int(remaining) + 1)),
-                application_name=prog,
-            )
-        except psycopg2.OperationalError as exc:
-            reason = first_line(exc)
-            fatal = any(marker in reason for marker in _FATAL_MARKERS)
-            elapsed = time.monotonic() - started
-            if fatal or time.monotonic() + delay > deadline:
-                out.done()
-                tried = f"{attempt} attempt{'s' if attempt > 1 else ''} in {elapsed:.0f}s"
-                raise DatabaseUnavailable(
-                    f"cannot connect to PostgreSQL at {where()} ({tried}): {reason}"
-                ) from None
-            if attempt == 1:
-                out.line(
-                    f"{prog}: PostgreSQL at {where()} not ready ({reason}); waiting up to "
-                    f"{timeout:g}s ({how_to_change} sets how long)"
-                )
-            else:
-                out.progress(
-                    f"{prog}: still waiting for PostgreSQL at {where()}: {elapsed:.0f}s of "
-                    f"{timeout:g}s, {attempt} attempts ({reason})"
-                )
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-        else:
-            if attempt > 1:
-                out.line(
-                    f"{prog}: connected to PostgreSQL at {where()} after "
-                    f"{time.monotonic() - started:.1f}s"
-                )
-            return conn
-
-
-def _schema_present(cur: Any) -> bool:
-    cur.execute("SELECT " + ", ".join(f"to_regclass('{name}')" for name in SCHEMA_OBJECTS))
-    row = cur.fetchone()
-    cur.execute(COLUMNS_SQL, (list(NEW_BATCH_COLUMNS),))
-    columns = cur.fetchone()
-    return row is not None and all(row) and columns == (len(NEW_BATCH_COLUMNS),)
-
-
-def ensure_schema(conn: psycopg2.extensions.connection) -> None:
-    """Create tables and the view if missing; safe when many loaders start at once.
-
-    Creators take turns under a session advisory lock, and each checks again in a transaction
-    begun after it got the lock (one begun before would still see its own stale catalog
-    cache): DDL on a schema another loader just made would take table locks (ALTER TABLE:
-    exclusive) that deadlock with that loader's own load."""
-    with conn, conn.cursor() as cur:
-        if _schema_present(cur):
-            return  # the usual case: no lock, no DDL
-        cur.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))  # beyond this transaction
-    try:
-        with conn, conn.cursor() as cur:
-            if _schema_present(cur):
-                return  # made by a concurrent loader meanwhile
-            cur.execute(SCHEMA_SQL)
-            cur.execute("SELECT to_regclass('user_totals')")
-            row = cur.fetchone()
-            if row is None or row[0] is None:
-                cur.execute(VIEW_SQL)
-    finally:
-        with conn, conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
 
 
 def batch_exists(conn: psycopg2.extensions.connection, batch_id: str) -> bool:
@@ -352,13 +120,46 @@ class Result:
 
 
 # What a batch or shard was loaded from, then its shard count: see _recorded and _same.
-SELECT_BATCH = (
+# What a batch or shard was loaded from, then its shard count: see _recorded and _same.
+_RECORD = (
     "SELECT content_digest, total_lines, valid_events, rejected_count, total_session_duration,"
-    " source, shards FROM batches WHERE batch_id = %s"
+    " source, shards FROM"
 )
-SELECT_SHARD = (
-    "SELECT content_digest, total_lines, valid_events, rejected_count, total_session_duration,"
-    " source, shards FROM batch_shards WHERE batch_id = %s AND shard = %s"
+SELECT_BATCH = f"{_RECORD} batches WHERE batch_id = %s"
+SELECT_SHARD = f"{_RECORD} batch_shards WHERE batch_id = %s AND shard = %s"
+
+
+def _insert(table: str, keys: tuple[str, ...], conflict: str) -> str:
+    """INSERT of a load's record: its key columns, then BatchSummary's fields in order."""
+    columns = ", ".join((*keys, *(field.name for field in fields(BatchSummary))))
+    values = ", ".join(["%s"] * (len(keys) + len(fields(BatchSummary))))
+    # The table and columns are this module's constants, never input.
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({values})"  # noqa: S608
+    return f"{sql} ON CONFLICT ({conflict}) DO NOTHING RETURNING 1"
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where a load goes: its record's INSERT and SELECT, and the tables its rows are COPYed
+    into, whose leading columns are the record's key (the SELECT's parameters)."""
+
+    insert: str
+    select: str
+    totals: str
+    rejected: str
+
+
+WHOLE = _Target(
+    _insert("batches", ("batch_id",), "batch_id"),
+    SELECT_BATCH,
+    "batch_user_totals (batch_id, user_id, total_session_duration, event_count)",
+    "rejected_lines (batch_id, line_number, reason, excerpt)",
+)
+SHARD = _Target(
+    _insert("batch_shards", ("batch_id", "shard", "shards"), "batch_id, shard"),
+    SELECT_SHARD,
+    "staged_user_totals (batch_id, shard, user_id, total_session_duration, event_count)",
+    "staged_rejected_lines (batch_id, shard, line_number, reason, excerpt)",
 )
 
 
@@ -394,6 +195,49 @@ def _batch_lock(cur: Any, batch_id: str, shared: bool) -> None:
     cur.execute(f"SELECT {kind}(%s, hashtext(%s))", (BATCH_LOCK_CLASS, batch_id))
 
 
+# Judges a record found (before the insert, or committed meanwhile by a concurrent run: then
+# ``by`` says so): the same content is ALREADY, anything else CONFLICT.
+Judge = Callable[[tuple[Any, ...], str], Result]
+
+
+def _load(
+    conn: psycopg2.extensions.connection,
+    cur: Any,
+    target: _Target,
+    key: tuple[str | int, ...],
+    extra: tuple[int, ...],
+    found: tuple[Any, ...] | None,
+    judge: Judge,
+    summary: BatchSummary,
+    totals: dict[str, list[int]],
+    rejected_rows: Iterable[str],
+) -> Result:
+    """One load, of a whole batch or of a shard, in the open transaction: insert its record
+    (``key``, ``extra``, ``summary``) unless one was ``found``, then COPY its rows. A record
+    found, or inserted meanwhile by a concurrent loader (whose uncommitted primary key the
+    insert waited on), is judged instead and the transaction rolled back."""
+    by = ""
+    if found is None:
+        cur.execute(target.insert, (*key, *extra, *astuple(summary)))
+        if cur.fetchone() is None:
+            by = " by a concurrent run"
+            cur.execute(target.select, key)
+            found = cur.fetchone()
+            assert found is not None
+    if found is not None:
+        conn.rollback()
+        return judge(found, by)
+    prefix = "\t".join(copy_text(str(part)) for part in key)
+    rows = (
+        f"{prefix}\t{copy_text(user)}\t{total}\t{count}\n"
+        for user, (total, count) in totals.items()
+    )
+    _copy(cur, target.totals, rows)
+    _copy(cur, target.rejected, (f"{prefix}\t{row}" for row in rejected_rows))
+    _test_pause()
+    return Result(Outcome.DONE)
+
+
 def load_batch(
     conn: psycopg2.extensions.connection,
     batch_id: str,
@@ -402,74 +246,23 @@ def load_batch(
     rejected_rows: Iterable[str],
 ) -> Result:
     """Load one whole batch in one transaction, unless the id is taken."""
+
+    def judge(row: tuple[Any, ...], by: str) -> Result:
+        if row[-1] is not None:
+            return Result(
+                Outcome.CONFLICT,
+                f"already committed{by} from {row[-1]} shards ({_recorded(row[:-1])})",
+            )
+        if _same(row[:-1], summary):
+            return Result(Outcome.ALREADY, f"already loaded{by} with the same content")
+        return Result(Outcome.CONFLICT, f"already loaded{by} from {_recorded(row[:-1])}")
+
     with conn, conn.cursor() as cur:
         cur.execute(SELECT_BATCH, (batch_id,))
-        row = cur.fetchone()
-        concurrent = False
-        if row is None:
-            cur.execute(
-                "INSERT INTO batches (batch_id, source, source_bytes, total_lines, valid_events,"
-                " rejected_count, users, total_session_duration, content_digest)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (batch_id) DO NOTHING RETURNING batch_id",
-                (
-                    batch_id,
-                    summary.source,
-                    summary.source_bytes,
-                    summary.total_lines,
-                    summary.valid_events,
-                    summary.rejected_count,
-                    summary.users,
-                    summary.total_session_duration,
-                    summary.content_digest,
-                ),
-            )
-            if cur.fetchone() is None:  # a concurrent loader committed it meanwhile
-                concurrent = True
-                cur.execute(SELECT_BATCH, (batch_id,))
-                row = cur.fetchone()
-                assert row is not None
-        if row is not None:
-            conn.rollback()
-            by = " by a concurrent run" if concurrent else ""
-            if row[-1] is not None:
-                return Result(
-                    Outcome.CONFLICT,
-                    f"already committed{by} from {row[-1]} shards ({_recorded(row[:-1])})",
-                )
-            if _same(row[:-1], summary):
-                return Result(Outcome.ALREADY, f"already loaded{by} with the same content")
-            return Result(Outcome.CONFLICT, f"already loaded{by} from {_recorded(row[:-1])}")
-        _copy_load(
-            cur,
-            "batch_user_totals (batch_id, user_id, total_session_duration, event_count)",
-            "rejected_lines (batch_id, line_number, reason, excerpt)",
-            copy_text(batch_id),
-            totals,
-            rejected_rows,
+        found = cur.fetchone()
+        return _load(
+            conn, cur, WHOLE, (batch_id,), (), found, judge, summary, totals, rejected_rows
         )
-        _test_pause()
-    return Result(Outcome.DONE)
-
-
-def _copy_load(
-    cur: Any,
-    totals_table: str,
-    rejected_table: str,
-    key: str,
-    totals: dict[str, list[int]],
-    rejected_rows: Iterable[str],
-) -> None:
-    """COPY one load's per-user totals and rejected lines; ``key`` holds the leading columns."""
-    _copy(
-        cur,
-        totals_table,
-        (
-            f"{key}\t{copy_text(user)}\t{total}\t{count}\n"
-            for user, (total, count) in totals.items()
-        ),
-    )
-    _copy(cur, rejected_table, (f"{key}\t{row}" for row in rejected_rows))
 
 
 def stage_shard(
@@ -492,7 +285,7 @@ def stage_shard(
         )
         other = cur.fetchone()
         cur.execute(SELECT_SHARD, (batch_id, shard))
-        row = cur.fetchone()
+        found = cur.fetchone()
         conflict = None
         if batch is not None and batch[0] is None:
             conflict = "the batch was loaded whole, not from shards"
@@ -500,54 +293,30 @@ def stage_shard(
             conflict = f"the batch was committed from {batch[0]} shards"
         elif other is not None and other[0] is not None:
             conflict = f"the batch has shards staged as .../{other[0]}"
-        elif batch is not None and row is None:  # only if someone deleted the shard's record
+        elif batch is not None and found is None:  # only if someone deleted the shard's record
             conflict = "the batch was committed without this shard"
         if conflict is not None:
             conn.rollback()
             return Result(Outcome.CONFLICT, conflict)
-        concurrent = False
-        if row is None:
-            cur.execute(
-                "INSERT INTO batch_shards (batch_id, shard, shards, source, source_bytes,"
-                " total_lines, valid_events, rejected_count, users, total_session_duration,"
-                " content_digest) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (batch_id, shard) DO NOTHING RETURNING shard",
-                (
-                    batch_id,
-                    shard,
-                    shards,
-                    summary.source,
-                    summary.source_bytes,
-                    summary.total_lines,
-                    summary.valid_events,
-                    summary.rejected_count,
-                    summary.users,
-                    summary.total_session_duration,
-                    summary.content_digest,
-                ),
-            )
-            if cur.fetchone() is None:  # a concurrent stage of this shard committed meanwhile
-                concurrent = True
-                cur.execute(SELECT_SHARD, (batch_id, shard))
-                row = cur.fetchone()
-                assert row is not None
-        if row is not None:
-            conn.rollback()
+
+        def judge(row: tuple[Any, ...], by: str) -> Result:
             state = "committed" if batch is not None else "staged"
-            by = " by a concurrent run" if concurrent else ""
             if row[-1] == shards and _same(row[:-1], summary):
                 return Result(Outcome.ALREADY, f"already {state}{by} with the same content")
             return Result(Outcome.CONFLICT, f"already {state}{by} from {_recorded(row[:-1])}")
-        _copy_load(
+
+        return _load(
+            conn,
             cur,
-            "staged_user_totals (batch_id, shard, user_id, total_session_duration, event_count)",
-            "staged_rejected_lines (batch_id, shard, line_number, reason, excerpt)",
-            f"{copy_text(batch_id)}\t{shard}",
+            SHARD,
+            (batch_id, shard),
+            (shards,),
+            found,
+            judge,
+            summary,
             totals,
             rejected_rows,
         )
-        _test_pause()
-    return Result(Outcome.DONE)
 
 
 def commit_shards(
@@ -658,9 +427,3 @@ def _test_pause() -> None:
             flush=True,
         )
         time.sleep(float(value))
-
-
-def fetch_user_totals(conn: Any) -> dict[str, int]:
-    with conn.cursor() as cur:
-        cur.execute("SELECT user_id, total_session_duration FROM user_totals")
-        return dict(cur.fetchall())

@@ -1,8 +1,8 @@
-"""msgspec's decoding of one line, for model.validate_line (imported on its first call).
+"""msgspec's decoding of one line, for rules.validate_line (imported on its first call).
 
-``decode_event`` decodes into ``Event``, the typed shape of an event (types and ranges checked
-in C); ``decode_any`` is the untyped decoding that model.validate_event then checks rule by
-rule, naming the reason of a rejection.
+``decode_event`` decodes into ``Event``, the typed shape of an event (rules.SCHEMA's types and
+limits, checked in C); ``decode_any`` is the untyped decoding that rules.validate_event then
+checks rule by rule, naming the reason of a rejection.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Annotated, Final
 
 import msgspec
 
-from event_pipeline.model import MAX_ID_CHARS, MAX_SESSION_DURATION
+from event_pipeline.rules import MAX_ID_CHARS, MAX_SESSION_DURATION
 
 
 class Event(msgspec.Struct, gc=False):

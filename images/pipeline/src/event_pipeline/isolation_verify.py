@@ -302,11 +302,11 @@ def store(report: Json, connect_timeout: float) -> int:
     # Lazy: the probe image has no database client. Untyped library (no stubs pinned).
     from psycopg2.extras import Json as PgJson  # type: ignore[import-untyped,unused-ignore]
 
-    from event_pipeline import db
+    from event_pipeline.connection import connect
 
     # libpq env vars PGHOST, PGUSER, ...; retried: a pod that has just started may not be let
     # through the NetworkPolicies yet (the policy agent adds its IP a moment later).
-    conn = db.connect(connect_timeout, "--connect-timeout", prog="isolation-verify")
+    conn = connect(connect_timeout, "--connect-timeout", prog="isolation-verify")
     try:
         with conn, conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext('isolation_results'))")
