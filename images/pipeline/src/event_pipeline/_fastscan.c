@@ -4,20 +4,21 @@
  *   {"timestamp":"2026-11-20T23:59:02.104Z","userId":"joshua.maddox8","eventType":"pageView",
  *    "productId":"MH-01495","sessionDuration":357}
  * with ASCII ids without a backslash. accept_line() takes a line only when it has exactly that
- * shape AND passes every rule of model.validate_line (checked here in full, see below); it
+ * shape AND passes every rule of rules.validate_line (checked here in full, see below); it
  * then adds its duration to the user's totals. Every other line, non-canonical or invalid, is
- * handed back to the caller, whose Python path (model.validate_line) decides valid or rejected
+ * handed back to the caller, whose Python path (rules.validate_line) decides valid or rejected
  * and the reason exactly as without this module. So the fast path accepts a subset of what
  * validate_line accepts, with the same (userId, sessionDuration); tests/pipeline/
- * test_fastscan.py compares the two on many thousands of mutated lines.
+ * test_fastscan.py compares the two on the examples of the table of rules (rules.RULES: at and
+ * past the limits restated below) and many thousands of mutated lines.
  *
- * The rules, as accepted here:
+ * The rules (rules.py), as restated and accepted here:
  * - timestamp: YYYY-MM-DDTHH:MM:SS, then optionally "." and exactly 3 or 6 digits, then
  *   optionally "Z" or +HH:MM / -HH:MM (HH 00-23, MM 00-59): year 0001-9999, month 01-12, a
  *   day that exists in that month (Gregorian leap years), hour 00-23, minute and second
  *   00-59. datetime.fromisoformat accepts all of these (Python >= 3.11);
  * - ids (userId, eventType, productId): 1 to MAX_ID_CHARS bytes of 0x20-0x7e, no '"' or '\',
- *   not all spaces: printable and not blank, as model._check_id and good_id require;
+ *   not all spaces: printable and not blank, as rules.py's _id and good_id require;
  * - sessionDuration: 0, or 1-10 digits without a leading zero, <= MAX_SESSION_DURATION.
  *
  * Totals are kept in an open-addressing hash table keyed by the user id's bytes; to_dict()
