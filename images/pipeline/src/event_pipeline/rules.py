@@ -282,6 +282,7 @@ RULES: Final = (
             ({"timestamp": "2026-13-01T00:00:00Z"}, "bad timestamp"),
             ({"timestamp": "2026-01-32T00:00:00"}, "bad timestamp"),
             ({"timestamp": "2025-02-29T00:00:00Z"}, "bad timestamp"),
+            ({"timestamp": "2100-02-29T00:00:00Z"}, "bad timestamp"),
             ({"timestamp": "2026-03-01T24:00:00Z"}, "bad timestamp"),
             ({"timestamp": "2026-03-01T12:00:00.000z"}, "bad timestamp"),
             ({"timestamp": ""}, "bad timestamp"),
