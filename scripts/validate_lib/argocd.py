@@ -162,7 +162,6 @@ def check_project_kinds(
     cw = [as_dict(x) for x in as_list(proj.spec.get("clusterResourceWhitelist"))]
     nw = proj.spec.get("namespaceResourceWhitelist")
     nb = [as_dict(x) for x in as_list(proj.spec.get("namespaceResourceBlacklist"))]
-    from .schemas import group_of
 
     def match(lst: list[Obj], group: str, kind: str) -> bool:
         return any(
@@ -191,7 +190,7 @@ def check_project_kinds(
             )
     seen: set[tuple[str, str]] = set()
     for r in rendered:
-        key = (group_of(r.api_version), r.kind)
+        key = (r.group, r.kind)
         if key in seen:
             continue
         seen.add(key)

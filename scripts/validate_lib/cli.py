@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import argocd, config, patchcheck, policy, render, schemas, semantics, upstream
+from . import argocd, config, patchcheck, policy, render, schemas, semantics, tools, upstream
 from .model import CLUSTER_SCOPED, Report, Resource, as_dict, as_list
 from .pods import PodUnit
 
@@ -25,7 +25,7 @@ def _label(p: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
-    except upstream.UpstreamError as exc:
+    except (upstream.UpstreamError, tools.ToolError) as exc:
         # No traceback: one line saying what is missing and how to get it.
         print(f"scripts/validate: {exc}", file=sys.stderr)
         return 2
@@ -100,10 +100,10 @@ def _main(argv: list[str] | None) -> int:
                 report.add("render", None, "", "rendered no objects", source=label)
                 continue
             renders[label] = resources
-            schemas.check(resources, report, set(cfg.allowed_kinds))
             profile = args.profile or cfg.profile_for(label)
             units_all[label] = semantics.check(resources, cfg, report, profile, label)
         _global_checks(renders, dirs_of, renderer, cfg, report)
+        _schema_checks(renders, units_all, cfg, report)
         if repo_mode:
             for stale in cfg.unused_exceptions():
                 report.add(
@@ -147,6 +147,24 @@ def _main(argv: list[str] | None) -> int:
     if not args.quiet:
         print(f"OK: {summary}")
     return 0
+
+
+def _schema_checks(
+    renders: dict[str, list[Resource]],
+    units: dict[str, list[PodUnit]],
+    cfg: config.Config,
+    report: Report,
+) -> None:
+    """One kubeconform run: the objects of this repo (and the upstream ones it modified), and
+    the Pod each Argo template makes (its podSpecPatch applied)."""
+    items = [(r, r.obj, "") for v in renders.values() for r in v if not r.upstream or r.modified]
+    items += [
+        (u.res, u.manifest, f"{u.path} (the Pod it makes): ")
+        for v in units.values()
+        for u in v
+        if u.manifest and not u.derived
+    ]
+    schemas.validate(items, report, frozenset(cfg.allowed_kinds))
 
 
 def _global_checks(

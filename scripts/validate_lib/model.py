@@ -48,6 +48,11 @@ class Resource:
         return str(self.obj.get("apiVersion", "?"))
 
     @property
+    def group(self) -> str:
+        """API group ("" for the core group)."""
+        return self.api_version.rpartition("/")[0]
+
+    @property
     def meta(self) -> Obj:
         m = self.obj.get("metadata")
         return m if isinstance(m, dict) else {}

@@ -61,6 +61,7 @@ class PodUnit:
     argo: bool = False
     derived: bool = False  # built from another object's templates: skip per-container checks
     patches: list[tuple[str, Any]] = field(default_factory=list)  # (path, parsed podSpecPatch)
+    manifest: Obj | None = None  # the Pod Argo creates from the template (kubeconform checks it)
 
 
 def parse_patch(text: str) -> Any:
@@ -285,9 +286,87 @@ def argo_units(r: Resource, resources: list[Resource]) -> list[PodUnit]:
                 argo=True,
                 derived=derived,
                 patches=patches,
+                manifest=argo_pod(r, spec, t, [p for _, p in patches]),
             )
         )
     return units
+
+
+# WorkflowSpec / template fields Argo copies into the pod spec (workflow/controller/workflowpod.go).
+POD_FIELDS = (
+    "serviceAccountName",
+    "automountServiceAccountToken",
+    "securityContext",
+    "nodeSelector",
+    "affinity",
+    "tolerations",
+    "schedulerName",
+    "priorityClassName",
+    "hostAliases",
+    "hostNetwork",
+    "dnsPolicy",
+    "dnsConfig",
+    "imagePullSecrets",
+)
+ARGO_ONLY_CONTAINER_FIELDS = ("dependencies", "mirrorVolumeMounts", "source")
+MERGE_BY_NAME = ("containers", "initContainers", "volumes")
+
+
+def _strategic_merge(base: Any, patch: Any, key: str = "") -> Any:
+    """podSpecPatch applied as Argo does (a strategic merge patch): containers, initContainers
+    and volumes merge by name, mappings merge, anything else is replaced."""
+    if isinstance(base, dict) and isinstance(patch, dict):
+        out = dict(base)
+        for k, v in patch.items():
+            out[k] = _strategic_merge(base[k], v, k) if k in base else v
+        return out
+    if key in MERGE_BY_NAME and isinstance(base, list) and isinstance(patch, list):
+        out_list = list(base)
+        names = [as_dict(x).get("name") for x in base]
+        for item in patch:
+            name = as_dict(item).get("name")
+            if name in names:
+                i = names.index(name)
+                out_list[i] = _strategic_merge(out_list[i], item)
+            else:
+                out_list.append(item)
+        return out_list
+    return copy.deepcopy(patch)
+
+
+def _container(c: Obj, name: str | None = None) -> Obj:
+    out = {k: v for k, v in c.items() if k not in ARGO_ONLY_CONTAINER_FIELDS}
+    return {**out, "name": name} if name else out
+
+
+def argo_pod(r: Resource, spec: Obj, t: Obj, patches: list[Any]) -> Obj:
+    """The Pod Argo creates for template T (without its own init/wait containers)."""
+    pod: Obj = {"restartPolicy": "Never"}
+    for src in (spec, t):
+        pod.update({k: src[k] for k in POD_FIELDS if k in src})
+    main = t.get("container") or t.get("script")
+    containers = [_container(as_dict(main), "main")] if main else []
+    containers += [
+        _container(as_dict(c)) for c in as_list(as_dict(t.get("containerSet")).get("containers"))
+    ]
+    pod["containers"] = containers + [_container(as_dict(c)) for c in as_list(t.get("sidecars"))]
+    if t.get("initContainers"):
+        pod["initContainers"] = [_container(as_dict(c)) for c in as_list(t["initContainers"])]
+    claims = [
+        {"name": n, "persistentVolumeClaim": {"claimName": n}}
+        for c in as_list(spec.get("volumeClaimTemplates"))
+        if (n := as_dict(as_dict(c).get("metadata")).get("name"))
+    ]
+    volumes = as_list(spec.get("volumes")) + as_list(t.get("volumes")) + claims
+    if volumes:
+        pod["volumes"] = volumes
+    for patch in patches:
+        if isinstance(patch, dict):
+            pod = _strategic_merge(pod, patch)
+    meta = merge(as_dict(spec.get("podMetadata")), as_dict(t.get("metadata")))
+    meta = {k: v for k, v in meta.items() if k in ("labels", "annotations")}
+    meta.update(name=f"{r.name}-{t.get('name')}", namespace=r.namespace or "default")
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod}
 
 
 def all_units(resources: list[Resource]) -> list[PodUnit]:

@@ -4,13 +4,7 @@ executor as Argo's non-root image of the controller's own release."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-
 from validate_lib import render, upstream
 from validate_lib.model import Report, Resource
 

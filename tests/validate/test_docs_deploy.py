@@ -4,14 +4,9 @@
 from __future__ import annotations
 
 import re
-import sys
-from pathlib import Path
 from typing import Any
 
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-
 from validate_lib import upstream
 
 REPO = upstream.REPO_ROOT

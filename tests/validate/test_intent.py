@@ -11,9 +11,6 @@ import sys
 from pathlib import Path
 
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-
 from validate_lib import upstream
 
 REPO = upstream.REPO_ROOT
