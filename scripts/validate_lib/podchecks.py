@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from .config import Config
@@ -171,342 +172,284 @@ def check_units(
     for u in units:
         if u.derived:
             continue
-        _check_unit(u, idx, cfg, report, psa)
+        _PodChecks(u, idx, cfg, report, psa.get(u.namespace or "", "")).run()
 
 
-def _exists(idx: Index, cfg: Config, kind: str, ns: str | None, name: str) -> bool:
-    return idx.get(kind, ns, name) is not None or cfg.external_obj(kind, name, ns) is not None
+@dataclass
+class _PodChecks:
+    """The checks of one pod; `ref` checks that a referenced object exists."""
 
+    u: PodUnit
+    idx: Index
+    cfg: Config
+    report: Report
+    level: str  # the Pod Security level its namespace enforces ("" if none)
 
-def _check_unit(u: PodUnit, idx: Index, cfg: Config, report: Report, psa: dict[str, str]) -> None:
-    r = u.res
-    pod = u.pod
-    pod_sc = as_dict(pod.get("securityContext"))
-    level = psa.get(u.namespace or "", "")
-    for flag in ("hostNetwork", "hostPID", "hostIPC"):
-        if pod.get(flag) is True:
-            report.add("semantics", r, jpath(u.path, flag), f"{flag} is not allowed")
-    if r.kind in ("Job", "CronJob") and pod.get("restartPolicy") not in ("Never", "OnFailure"):
-        report.add(
-            "semantics",
-            r,
-            jpath(u.path, "restartPolicy"),
-            "a Job's pods need restartPolicy Never or OnFailure (the API server rejects others)",
-        )
-    # Volumes
-    for i, v in enumerate(as_list(pod.get("volumes"))):
-        v = as_dict(v)
-        vpath = jpath(u.path, "volumes", i)
-        hp = as_dict(v.get("hostPath"))
-        if hp:
-            p = str(hp.get("path", "")).rstrip("/") or "/"
-            if u.namespace not in cfg.hostpath_namespaces:
-                report.add(
-                    "semantics",
-                    r,
-                    jpath(vpath, "hostPath"),
-                    f"hostPath outside the namespaces allowed to use it "
-                    f"({', '.join(cfg.hostpath_namespaces) or 'none'})",
-                )
-            if p in SENSITIVE_HOSTPATHS or any(
-                fnmatch.fnmatchcase(p, f) for f in cfg.forbidden_hostpaths
-            ):
-                report.add(
-                    "semantics",
-                    r,
-                    jpath(vpath, "hostPath", "path"),
-                    f"hostPath {p!r} exposes the node's {'root ' if p == '/' else ''}"
-                    "filesystem: use a dedicated directory",
-                )
-            if level in ("baseline", "restricted"):
-                report.add(
-                    "semantics",
-                    r,
-                    jpath(vpath, "hostPath"),
-                    f"namespace {u.namespace} enforces Pod Security {level!r}, "
-                    "which rejects hostPath volumes",
-                )
-        sec = as_dict(v.get("secret"))
-        if sec and not sec.get("optional"):
-            _ref(
-                idx,
-                cfg,
-                report,
-                r,
-                u.namespace,
-                "Secret",
-                sec.get("secretName"),
-                jpath(vpath, "secret", "secretName"),
-                None,
-            )
-        cm = as_dict(v.get("configMap"))
-        if cm and not cm.get("optional"):
-            _ref(
-                idx,
-                cfg,
-                report,
-                r,
-                u.namespace,
-                "ConfigMap",
-                cm.get("name"),
-                jpath(vpath, "configMap", "name"),
-                None,
-            )
-        pvc = as_dict(v.get("persistentVolumeClaim"))
-        if pvc and pvc.get("claimName") not in u.claim_templates:
-            _ref(
-                idx,
-                cfg,
-                report,
-                r,
-                u.namespace,
-                "PersistentVolumeClaim",
-                pvc.get("claimName"),
-                jpath(vpath, "persistentVolumeClaim", "claimName"),
-                None,
-            )
-        for j, src in enumerate(as_list(as_dict(v.get("projected")).get("sources"))):
-            src = as_dict(src)
-            for kind, key in (("Secret", "secret"), ("ConfigMap", "configMap")):
-                ref = as_dict(src.get(key))
-                if ref and not ref.get("optional"):
-                    _ref(
-                        idx,
-                        cfg,
-                        report,
-                        r,
-                        u.namespace,
-                        kind,
-                        ref.get("name"),
-                        jpath(vpath, "projected", "sources", j, key, "name"),
-                        None,
-                    )
-    for i, s in enumerate(as_list(pod.get("imagePullSecrets"))):
-        _ref(
-            idx,
-            cfg,
-            report,
-            r,
-            u.namespace,
-            "Secret",
-            as_dict(s).get("name"),
-            jpath(u.path, "imagePullSecrets", i, "name"),
-            None,
-        )
-    # Service account
-    sa = pod.get("serviceAccountName")
-    if sa and sa != "default" and not _exists(idx, cfg, "ServiceAccount", u.namespace, str(sa)):
-        report.add(
-            "semantics",
-            r,
-            jpath(u.path, "serviceAccountName"),
-            f"ServiceAccount {u.namespace}/{sa} is not in the render nor declared external",
-        )
-    # Runtime class
-    if u.runtime_class and not _exists(idx, cfg, "RuntimeClass", None, u.runtime_class):
-        report.add(
-            "semantics",
-            r,
-            u.runtime_class_path,
-            f"RuntimeClass {u.runtime_class!r} is not in the render nor declared external",
-        )
-    # Containers
-    names: set[str] = set()
-    for c in u.containers:
-        _check_container(u, c.obj, c.path, c.name, c.role, pod_sc, idx, cfg, report, level)
-        if c.name in names and not u.argo:
-            report.add("semantics", r, jpath(c.path, "name"), f"duplicate container name {c.name}")
-        names.add(c.name)
+    def exists(self, kind: str, ns: str | None, name: str) -> bool:
+        found = self.idx.get(kind, ns, name)
+        return found is not None or self.cfg.external_obj(kind, name, ns) is not None
 
-
-def _ref(
-    idx: Index,
-    cfg: Config,
-    report: Report,
-    r: Resource,
-    ns: str | None,
-    kind: str,
-    name: Any,
-    path: str,
-    key: Any,
-) -> None:
-    if not name:
-        report.add("semantics", r, path, f"{kind} reference without a name")
-        return
-    name = str(name)
-    if "{{" in name:
-        return
-    found = idx.get(kind, ns, name)
-    if found is not None:
-        if key is not None:
-            data = set(as_dict(found.obj.get("data"))) | set(as_dict(found.obj.get("stringData")))
-            data |= set(as_dict(found.obj.get("binaryData")))
-            if str(key) not in data:
-                report.add("semantics", r, path, f"{kind} {ns}/{name} has no key {key!r}")
-        return
-    ext = cfg.external_obj(kind, name, ns)
-    if ext is None:
-        report.add(
-            "semantics",
-            r,
-            path,
-            f"{kind} {ns}/{name} is not in the render nor declared in "
-            "scripts/external-objects.yaml",
-        )
-        return
-    if key is not None and ext.keys is not None and str(key) not in ext.keys:
-        report.add(
-            "semantics", r, path, f"{kind} {ns}/{name} (external) is declared without key {key!r}"
-        )
-
-
-def _check_container(
-    u: PodUnit,
-    c: Obj,
-    path: str,
-    name: str,
-    role: str,
-    pod_sc: Obj,
-    idx: Index,
-    cfg: Config,
-    report: Report,
-    level: str,
-) -> None:
-    r = u.res
-    ckey = f"{u.key}/{name}"
-    # Image
-    prob = image_problem(str(c.get("image") or ""), cfg)
-    if prob:
-        report.add("semantics", r, jpath(path, "image"), prob)
-    # Resources
-    res = as_dict(c.get("resources"))
-    for sect in ("requests", "limits"):
-        vals = as_dict(res.get(sect))
-        missing = [k for k in ("cpu", "memory") if k not in vals]
-        if missing and not cfg.exception_for(ckey, "resources"):
+    def run(self) -> None:
+        u, cfg, report, level = self.u, self.cfg, self.report, self.level
+        r = u.res
+        pod = u.pod
+        pod_sc = as_dict(pod.get("securityContext"))
+        for flag in ("hostNetwork", "hostPID", "hostIPC"):
+            if pod.get(flag) is True:
+                report.add("semantics", r, jpath(u.path, flag), f"{flag} is not allowed")
+        if r.kind in ("Job", "CronJob") and pod.get("restartPolicy") not in ("Never", "OnFailure"):
             report.add(
                 "semantics",
                 r,
-                jpath(path, "resources", sect),
-                f"missing {sect} for {', '.join(missing)}",
+                jpath(u.path, "restartPolicy"),
+                "a Job's pods need restartPolicy Never or OnFailure "
+                "(the API server rejects others)",
             )
-    for k in ("cpu", "memory"):
-        rq = quantity(as_dict(res.get("requests")).get(k, ""))
-        lm = quantity(as_dict(res.get("limits")).get(k, ""))
-        if rq is not None and lm is not None and rq > lm:
-            report.add("semantics", r, jpath(path, "resources"), f"{k} request exceeds its limit")
-    # Security context
-    for check_id, field_, reason in _sc_problems(c, pod_sc):
-        if check_id == "securityContext":
-            # One message instead of one per missing field.
-            if not cfg.exception_for(ckey, "securityContext"):
+        # Volumes
+        for i, v in enumerate(as_list(pod.get("volumes"))):
+            v = as_dict(v)
+            vpath = jpath(u.path, "volumes", i)
+            hp = as_dict(v.get("hostPath"))
+            if hp:
+                p = str(hp.get("path", "")).rstrip("/") or "/"
+                if u.namespace not in cfg.hostpath_namespaces:
+                    report.add(
+                        "semantics",
+                        r,
+                        jpath(vpath, "hostPath"),
+                        f"hostPath outside the namespaces allowed to use it "
+                        f"({', '.join(cfg.hostpath_namespaces) or 'none'})",
+                    )
+                if p in SENSITIVE_HOSTPATHS or any(
+                    fnmatch.fnmatchcase(p, f) for f in cfg.forbidden_hostpaths
+                ):
+                    report.add(
+                        "semantics",
+                        r,
+                        jpath(vpath, "hostPath", "path"),
+                        f"hostPath {p!r} exposes the node's {'root ' if p == '/' else ''}"
+                        "filesystem: use a dedicated directory",
+                    )
+                if level in ("baseline", "restricted"):
+                    report.add(
+                        "semantics",
+                        r,
+                        jpath(vpath, "hostPath"),
+                        f"namespace {u.namespace} enforces Pod Security {level!r}, "
+                        "which rejects hostPath volumes",
+                    )
+            sec = as_dict(v.get("secret"))
+            if sec and not sec.get("optional"):
+                self.ref("Secret", sec.get("secretName"), jpath(vpath, "secret", "secretName"))
+            cm = as_dict(v.get("configMap"))
+            if cm and not cm.get("optional"):
+                self.ref("ConfigMap", cm.get("name"), jpath(vpath, "configMap", "name"))
+            pvc = as_dict(v.get("persistentVolumeClaim"))
+            if pvc and pvc.get("claimName") not in u.claim_templates:
+                self.ref(
+                    "PersistentVolumeClaim",
+                    pvc.get("claimName"),
+                    jpath(vpath, "persistentVolumeClaim", "claimName"),
+                )
+            for j, src in enumerate(as_list(as_dict(v.get("projected")).get("sources"))):
+                src = as_dict(src)
+                for kind, key in (("Secret", "secret"), ("ConfigMap", "configMap")):
+                    ref = as_dict(src.get(key))
+                    if ref and not ref.get("optional"):
+                        self.ref(
+                            kind,
+                            ref.get("name"),
+                            jpath(vpath, "projected", "sources", j, key, "name"),
+                        )
+        for i, s in enumerate(as_list(pod.get("imagePullSecrets"))):
+            self.ref("Secret", as_dict(s).get("name"), jpath(u.path, "imagePullSecrets", i, "name"))
+        # Service account
+        sa = pod.get("serviceAccountName")
+        if sa and sa != "default" and not self.exists("ServiceAccount", u.namespace, str(sa)):
+            report.add(
+                "semantics",
+                r,
+                jpath(u.path, "serviceAccountName"),
+                f"ServiceAccount {u.namespace}/{sa} is not in the render nor declared external",
+            )
+        # Runtime class
+        if u.runtime_class and not self.exists("RuntimeClass", None, u.runtime_class):
+            report.add(
+                "semantics",
+                r,
+                u.runtime_class_path,
+                f"RuntimeClass {u.runtime_class!r} is not in the render nor declared external",
+            )
+        # Containers
+        names: set[str] = set()
+        for c in u.containers:
+            self.container(c.obj, c.path, c.name, c.role, pod_sc)
+            if c.name in names and not u.argo:
+                report.add(
+                    "semantics", r, jpath(c.path, "name"), f"duplicate container name {c.name}"
+                )
+            names.add(c.name)
+
+    def ref(self, kind: str, name: Any, path: str, key: Any = None) -> None:
+        idx, cfg, report, r, ns = self.idx, self.cfg, self.report, self.u.res, self.u.namespace
+        if not name:
+            report.add("semantics", r, path, f"{kind} reference without a name")
+            return
+        name = str(name)
+        if "{{" in name:
+            return
+        found = idx.get(kind, ns, name)
+        if found is not None:
+            if key is not None:
+                data = set(as_dict(found.obj.get("data"))) | set(
+                    as_dict(found.obj.get("stringData"))
+                )
+                data |= set(as_dict(found.obj.get("binaryData")))
+                if str(key) not in data:
+                    report.add("semantics", r, path, f"{kind} {ns}/{name} has no key {key!r}")
+            return
+        ext = cfg.external_obj(kind, name, ns)
+        if ext is None:
+            report.add(
+                "semantics",
+                r,
+                path,
+                f"{kind} {ns}/{name} is not in the render nor declared in "
+                "scripts/external-objects.yaml",
+            )
+            return
+        if key is not None and ext.keys is not None and str(key) not in ext.keys:
+            report.add(
+                "semantics",
+                r,
+                path,
+                f"{kind} {ns}/{name} (external) is declared without key {key!r}",
+            )
+
+    def container(self, c: Obj, path: str, name: str, role: str, pod_sc: Obj) -> None:
+        u, cfg, report, level = self.u, self.cfg, self.report, self.level
+        r = u.res
+        ckey = f"{u.key}/{name}"
+        # Image
+        prob = image_problem(str(c.get("image") or ""), cfg)
+        if prob:
+            report.add("semantics", r, jpath(path, "image"), prob)
+        # Resources
+        res = as_dict(c.get("resources"))
+        for sect in ("requests", "limits"):
+            vals = as_dict(res.get(sect))
+            missing = [k for k in ("cpu", "memory") if k not in vals]
+            if missing and not cfg.exception_for(ckey, "resources"):
+                report.add(
+                    "semantics",
+                    r,
+                    jpath(path, "resources", sect),
+                    f"missing {sect} for {', '.join(missing)}",
+                )
+        for k in ("cpu", "memory"):
+            rq = quantity(as_dict(res.get("requests")).get(k, ""))
+            lm = quantity(as_dict(res.get("limits")).get(k, ""))
+            if rq is not None and lm is not None and rq > lm:
+                report.add(
+                    "semantics", r, jpath(path, "resources"), f"{k} request exceeds its limit"
+                )
+        # Security context
+        for check_id, field_, reason in _sc_problems(c, pod_sc):
+            if check_id == "securityContext":
+                # One message instead of one per missing field.
+                if not cfg.exception_for(ckey, "securityContext"):
+                    report.add(
+                        "policy",
+                        r,
+                        jpath(path, field_),
+                        "no securityContext (need runAsNonRoot, allowPrivilegeEscalation "
+                        "false, capabilities drop ALL, readOnlyRootFilesystem, seccomp "
+                        "RuntimeDefault)",
+                    )
+                    return
+                continue
+            why = cfg.exception_for(ckey, check_id)
+            if why and level == "restricted" and check_id != "readOnlyRootFilesystem":
                 report.add(
                     "policy",
                     r,
                     jpath(path, field_),
-                    "no securityContext (need runAsNonRoot, allowPrivilegeEscalation "
-                    "false, capabilities drop ALL, readOnlyRootFilesystem, seccomp "
-                    "RuntimeDefault)",
+                    f"{reason}: exception declared, but namespace {u.namespace} enforces "
+                    "Pod Security 'restricted', which rejects it",
                 )
-                return
-            continue
-        why = cfg.exception_for(ckey, check_id)
-        if why and level == "restricted" and check_id != "readOnlyRootFilesystem":
-            report.add(
-                "policy",
-                r,
-                jpath(path, field_),
-                f"{reason}: exception declared, but namespace {u.namespace} enforces "
-                "Pod Security 'restricted', which rejects it",
-            )
-            continue
-        if why:
-            continue
-        report.add("policy", r, jpath(path, field_), reason)
-    if u.argo and role == "main" and not c.get("command") and path.endswith("container"):
-        report.add(
-            "semantics",
-            r,
-            jpath(path, "command"),
-            "no command: Argo's emissary executor then looks the image's entrypoint up in its "
-            "registry, which fails for images built into minikube; set command",
-        )
-    for i, port in enumerate(as_list(c.get("ports"))):
-        if as_dict(port).get("hostPort"):
+                continue
+            if why:
+                continue
+            report.add("policy", r, jpath(path, field_), reason)
+        if u.argo and role == "main" and not c.get("command") and path.endswith("container"):
             report.add(
                 "semantics",
                 r,
-                jpath(path, "ports", i, "hostPort"),
-                "hostPort binds the node's network (Pod Security baseline rejects it)",
+                jpath(path, "command"),
+                "no command: Argo's emissary executor then looks the image's entrypoint up in its "
+                "registry, which fails for images built into minikube; set command",
             )
-    # Probes naming a port must name one of this container's ports.
-    port_names = {str(as_dict(p).get("name")) for p in as_list(c.get("ports"))}
-    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-        pr = as_dict(c.get(probe))
-        for handler in ("httpGet", "tcpSocket", "grpc"):
-            port = as_dict(pr.get(handler)).get("port")
-            if isinstance(port, str) and not port.isdigit() and port not in port_names:
+        for i, port in enumerate(as_list(c.get("ports"))):
+            if as_dict(port).get("hostPort"):
                 report.add(
                     "semantics",
                     r,
-                    jpath(path, probe, handler, "port"),
-                    f"probe port {port!r} is not a named port of this container",
+                    jpath(path, "ports", i, "hostPort"),
+                    "hostPort binds the node's network (Pod Security baseline rejects it)",
                 )
-    # Volume mounts
-    seen: set[str] = set()
-    for i, m in enumerate(as_list(c.get("volumeMounts"))):
-        m = as_dict(m)
-        vname = str(m.get("name"))
-        if vname not in u.volume_names:
-            report.add(
-                "semantics",
-                r,
-                jpath(path, "volumeMounts", i, "name"),
-                f"volumeMount {vname!r} has no matching volume "
-                f"(volumes: {', '.join(sorted(u.volume_names)) or 'none'})",
-            )
-        mp = str(m.get("mountPath"))
-        if mp in seen:
-            report.add(
-                "semantics",
-                r,
-                jpath(path, "volumeMounts", i, "mountPath"),
-                f"duplicate mountPath {mp}",
-            )
-        seen.add(mp)
-    # Env references
-    for i, e in enumerate(as_list(c.get("env"))):
-        vf = as_dict(as_dict(e).get("valueFrom"))
-        for kind, key in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
-            ref = as_dict(vf.get(key))
-            if ref and not ref.get("optional"):
-                _ref(
-                    idx,
-                    cfg,
-                    report,
+        # Probes naming a port must name one of this container's ports.
+        port_names = {str(as_dict(p).get("name")) for p in as_list(c.get("ports"))}
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            pr = as_dict(c.get(probe))
+            for handler in ("httpGet", "tcpSocket", "grpc"):
+                port = as_dict(pr.get(handler)).get("port")
+                if isinstance(port, str) and not port.isdigit() and port not in port_names:
+                    report.add(
+                        "semantics",
+                        r,
+                        jpath(path, probe, handler, "port"),
+                        f"probe port {port!r} is not a named port of this container",
+                    )
+        # Volume mounts
+        seen: set[str] = set()
+        for i, m in enumerate(as_list(c.get("volumeMounts"))):
+            m = as_dict(m)
+            vname = str(m.get("name"))
+            if vname not in u.volume_names:
+                report.add(
+                    "semantics",
                     r,
-                    u.namespace,
-                    kind,
-                    ref.get("name"),
-                    jpath(path, "env", i, "valueFrom", key),
-                    ref.get("key"),
+                    jpath(path, "volumeMounts", i, "name"),
+                    f"volumeMount {vname!r} has no matching volume "
+                    f"(volumes: {', '.join(sorted(u.volume_names)) or 'none'})",
                 )
-    for i, e in enumerate(as_list(c.get("envFrom"))):
-        e = as_dict(e)
-        for kind, key in (("Secret", "secretRef"), ("ConfigMap", "configMapRef")):
-            ref = as_dict(e.get(key))
-            if ref and not ref.get("optional"):
-                _ref(
-                    idx,
-                    cfg,
-                    report,
+            mp = str(m.get("mountPath"))
+            if mp in seen:
+                report.add(
+                    "semantics",
                     r,
-                    u.namespace,
-                    kind,
-                    ref.get("name"),
-                    jpath(path, "envFrom", i, key, "name"),
-                    None,
+                    jpath(path, "volumeMounts", i, "mountPath"),
+                    f"duplicate mountPath {mp}",
                 )
+            seen.add(mp)
+        # Env references
+        for i, e in enumerate(as_list(c.get("env"))):
+            vf = as_dict(as_dict(e).get("valueFrom"))
+            for kind, key in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
+                ref = as_dict(vf.get(key))
+                if ref and not ref.get("optional"):
+                    self.ref(
+                        kind,
+                        ref.get("name"),
+                        jpath(path, "env", i, "valueFrom", key),
+                        ref.get("key"),
+                    )
+        for i, e in enumerate(as_list(c.get("envFrom"))):
+            e = as_dict(e)
+            for kind, key in (("Secret", "secretRef"), ("ConfigMap", "configMapRef")):
+                ref = as_dict(e.get(key))
+                if ref and not ref.get("optional"):
+                    self.ref(kind, ref.get("name"), jpath(path, "envFrom", i, key, "name"))
 
 
 def check_patches(u: PodUnit, report: Report) -> None:
