@@ -6,7 +6,7 @@ import fnmatch
 import json
 from typing import Any
 
-from . import argo, argocd, cron, gvisor, netpol
+from . import argo, argocd, argolint, gvisor, netpol
 from .config import Config
 from .model import CLUSTER_SCOPED, Obj, Report, Resource, as_dict, as_list, jpath
 from .podchecks import Index, check_patches, check_units
@@ -35,6 +35,7 @@ def check(
         _check_object(r, idx, cfg, report)
         argo.check(r, idx, report)
         argocd.check(r, idx, report)
+    argolint.check(resources, report)
     units = all_units(resources)
     check_units(units, idx, cfg, report, psa)
     for u in units:
@@ -139,11 +140,6 @@ def _check_object(r: Resource, idx: Index, cfg: Config, report: Report) -> None:
                 "Secret with data committed to Git: credentials must be created outside "
                 "Git (declare them in scripts/external-objects.yaml)",
             )
-    if r.kind == "CronJob":
-        s = r.spec.get("schedule")
-        why = cron.check(str(s)) if s is not None else "no schedule"
-        if why:
-            report.add("semantics", r, "spec.schedule", f"bad cron {s!r}: {why}")
     if r.kind in ("RoleBinding", "ClusterRoleBinding"):
         ref = as_dict(r.obj.get("roleRef"))
         kind, name = str(ref.get("kind")), str(ref.get("name"))

@@ -87,7 +87,7 @@ def test_stdin_mode_reads_rendered_yaml() -> None:
     p = run_gate("--no-checkov", "-", stdin=text, timeout=300)
     assert p.returncode == 1
     assert "[semantics] -: CronJob/isolation-demo/cleanup" in p.stdout
-    assert "bad cron '0 25 * * *': hour: 25 out of range 0-23" in p.stdout
+    assert "spec.schedule: cron schedule 0 25 * * * is malformed: end of range (25)" in p.stdout
 
 
 def test_problem_lines_name_file_resource_path_and_reason() -> None:
