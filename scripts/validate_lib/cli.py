@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from pathlib import Path
 
-from . import argocd, config, patchcheck, policy, render, schemas, semantics, tools, upstream
+from . import (
+    argocd,
+    config,
+    executor,
+    patchcheck,
+    policy,
+    render,
+    schemas,
+    semantics,
+    tools,
+    upstream,
+)
 from .model import CLUSTER_SCOPED, Report, Resource, as_dict, as_list
 from .pods import PodUnit
 
@@ -212,127 +222,5 @@ def _global_checks(
                 f"applies CRDs too large for client-side apply ({', '.join(big[:3])}...): "
                 "needs ServerSideApply=true",
             )
-    _check_executor_psa(renders, report)
-    _check_executor_image(renders, report)
-
-
-NONROOT_EXECUTOR = re.compile(
-    r"^(?:[^/]+/)*argoexec:(?P<tag>v[0-9][^@]*)-nonroot(?:@sha256:[0-9a-f]{64})?$"
-)
-CONTROLLER_TAG = re.compile(r"^(?:[^/]+/)*workflow-controller:(?P<tag>[^@]+)")
-
-
-def _check_executor_image(renders: dict[str, list[Resource]], report: Report) -> None:
-    """The controller's executor image must be Argo's non-root build (argoexec:<v>-nonroot) of
-    the controller's own release: the default argoexec image runs as root, so the init/wait
-    containers of any Workflow that sets no runAsUser would be refused by runAsNonRoot."""
-    from . import yamlio
-
-    for v in renders.values():
-        controllers = [r for r in v if r.kind == "Deployment" and r.name == "workflow-controller"]
-        tags = {
-            m.group("tag")
-            for r in controllers
-            for c in as_list(as_dict(as_dict(r.spec.get("template")).get("spec")).get("containers"))
-            if (m := CONTROLLER_TAG.match(str(as_dict(c).get("image", ""))))
-        }
-        for r in controllers:
-            pod = as_dict(as_dict(r.spec.get("template")).get("spec"))
-            for c in as_list(pod.get("containers")):
-                args = [str(a) for a in as_list(as_dict(c).get("args"))]
-                if any(a.startswith("--executor-image") for a in args):
-                    report.add(
-                        "semantics",
-                        r,
-                        "spec.template.spec.containers.args",
-                        "--executor-image overrides the configmap's executor.image: set the "
-                        "non-root executor image in workflow-controller-configmap instead",
-                    )
-        for cm in v:
-            if cm.kind != "ConfigMap" or cm.name != "workflow-controller-configmap":
-                continue
-            data = as_dict(cm.obj.get("data"))
-            executor: object = None
-            if "executor" in data:
-                executor = yamlio.load(str(data["executor"]))
-            elif "config" in data:
-                executor = as_dict(yamlio.load(str(data["config"]))).get("executor")
-            image = str(as_dict(executor).get("image") or "")
-            m = NONROOT_EXECUTOR.match(image)
-            if m is None:
-                got = f"got {image!r}" if image else "none set, so the root default argoexec"
-                report.add(
-                    "semantics",
-                    cm,
-                    "data.executor.image",
-                    f"executor image must be Argo's non-root build argoexec:<version>-nonroot "
-                    f"({got}): Argo's init/wait containers would run as root in every Workflow "
-                    "that sets no runAsUser",
-                )
-            elif tags and m.group("tag") not in tags:
-                report.add(
-                    "semantics",
-                    cm,
-                    "data.executor.image",
-                    f"executor image {image} is not the controller's release "
-                    f"({', '.join(sorted(tags))})",
-                )
-
-
-def _check_executor_psa(renders: dict[str, list[Resource]], report: Report) -> None:
-    """Argo's init/wait containers take their securityContext from the controller's executor
-    config; in a namespace enforcing Pod Security 'restricted' they must comply too."""
-    from . import yamlio
-
-    restricted = set()
-    for v in renders.values():
-        for r in v:
-            if (
-                r.kind == "Namespace"
-                and as_dict(r.meta.get("labels")).get("pod-security.kubernetes.io/enforce")
-                == "restricted"
-            ):
-                restricted.add(r.name)
-    argo_ns = {
-        r.namespace
-        for v in renders.values()
-        for r in v
-        if r.kind in ("WorkflowTemplate", "CronWorkflow", "Workflow") and not r.upstream
-    }
-    affected = sorted(n for n in argo_ns & restricted if n)
-    if not affected:
-        return
-    cms = [
-        r
-        for v in renders.values()
-        for r in v
-        if r.kind == "ConfigMap" and r.name == "workflow-controller-configmap"
-    ]
-    if not cms:
-        return  # the controller config is not part of this repo's renders
-    for cm in cms:
-        data = as_dict(cm.obj.get("data"))
-        executor: object = None
-        if "executor" in data:
-            executor = yamlio.load(str(data["executor"]))
-        elif "config" in data:
-            executor = as_dict(yamlio.load(str(data["config"]))).get("executor")
-        sc = as_dict(as_dict(executor).get("securityContext"))
-        missing = []
-        if sc.get("allowPrivilegeEscalation") is not False:
-            missing.append("allowPrivilegeEscalation: false")
-        if "ALL" not in [str(x) for x in as_list(as_dict(sc.get("capabilities")).get("drop"))]:
-            missing.append("capabilities.drop [ALL]")
-        if sc.get("runAsNonRoot") is not True:
-            missing.append("runAsNonRoot: true")
-        if as_dict(sc.get("seccompProfile")).get("type") != "RuntimeDefault":
-            missing.append("seccompProfile RuntimeDefault")
-        if missing:
-            report.add(
-                "semantics",
-                cm,
-                "data.executor.securityContext",
-                f"workflows run in namespace(s) {', '.join(affected)} enforcing Pod "
-                f"Security 'restricted', but Argo's init/wait containers lack "
-                f"{', '.join(missing)}",
-            )
+    executor.check_pod_security(renders, report)
+    executor.check_image(renders, report)

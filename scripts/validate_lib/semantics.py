@@ -6,11 +6,11 @@ import fnmatch
 import json
 from typing import Any
 
-from . import argo, argocd, argolint, gvisor, netpol
+from . import argo, argocd, argolint, executor, gvisor, netpol
 from .config import Config
 from .model import CLUSTER_SCOPED, Obj, Report, Resource, as_dict, as_list, jpath
 from .podchecks import Index, check_patches, check_units
-from .pods import PodUnit, all_units, own_workflow_spec
+from .pods import PodUnit, all_units
 
 PSA_LEVELS = ("privileged", "baseline", "restricted")
 PSA_PREFIX = "pod-security.kubernetes.io/"
@@ -41,7 +41,7 @@ def check(
     for u in units:
         if not u.derived:
             check_patches(u, report)
-    _check_executor_rbac(units, idx, cfg, report)
+    executor.check_rbac(units, idx, cfg, report)
     netpol.check(resources, units, report)
     gvisor.check(units, report)
     netpol.check_services(resources, units, report)
@@ -166,114 +166,6 @@ def _check_object(r: Resource, idx: Index, cfg: Config, report: Report) -> None:
                         jpath("subjects", i),
                         f"ServiceAccount {sns}/{s.get('name')} is not in the render",
                     )
-
-
-def _grants(rule: Obj, group: str, resource: str, verbs: set[str]) -> set[str]:
-    groups = [str(x) for x in as_list(rule.get("apiGroups"))]
-    resources = [str(x) for x in as_list(rule.get("resources"))]
-    if not (group in groups or "*" in groups) or not (resource in resources or "*" in resources):
-        return set()
-    rv = {str(x) for x in as_list(rule.get("verbs"))}
-    return verbs if "*" in rv else verbs & rv
-
-
-def sa_grants(
-    idx: Index, ns: str | None, sa: str, group: str, resource: str, verbs: set[str]
-) -> set[str]:
-    """Verbs of `verbs` that ServiceAccount ns/sa has on group/resource through the render."""
-    got: set[str] = set()
-    for b in idx.resources:
-        if b.kind not in ("RoleBinding", "ClusterRoleBinding"):
-            continue
-        if b.kind == "RoleBinding" and b.namespace != ns:
-            continue
-        if not any(
-            as_dict(s).get("kind") == "ServiceAccount"
-            and as_dict(s).get("name") == sa
-            and (as_dict(s).get("namespace") or b.namespace) == ns
-            for s in as_list(b.obj.get("subjects"))
-        ):
-            continue
-        ref = as_dict(b.obj.get("roleRef"))
-        role = idx.get(
-            str(ref.get("kind")), ns if ref.get("kind") == "Role" else None, str(ref.get("name"))
-        )
-        if role is None:
-            continue
-        for rule in as_list(role.obj.get("rules")):
-            got |= _grants(as_dict(rule), group, resource, verbs)
-    return got
-
-
-def _check_executor_rbac(units: list[PodUnit], idx: Index, cfg: Config, report: Report) -> None:
-    """Argo's executor (wait container) writes WorkflowTaskResults with the pod's token."""
-    need = {"create", "patch"}
-    for u in units:
-        if not u.argo:
-            continue
-        own = own_workflow_spec(u.res)
-        if u.derived and not any(
-            k in own for k in ("serviceAccountName", "executor", "automountServiceAccountToken")
-        ):
-            continue  # same pods as the referenced WorkflowTemplate, reported there
-        executor_sa = as_dict(u.pod.get("executor")).get("serviceAccountName")
-        sa = executor_sa or u.pod.get("serviceAccountName")
-        where = "executor.serviceAccountName" if executor_sa else "serviceAccountName"
-        if u.pod.get("automountServiceAccountToken") is False and not executor_sa:
-            report.add(
-                "semantics",
-                u.res,
-                jpath(u.path, "automountServiceAccountToken"),
-                "automountServiceAccountToken false without executor.serviceAccountName: "
-                "Argo rejects the workflow",
-            )
-        if executor_sa:
-            _check_token_secret(u, str(executor_sa), idx, cfg, report)
-        if not sa:
-            report.add(
-                "semantics",
-                u.res,
-                jpath(u.path, "serviceAccountName"),
-                "no serviceAccountName: pods run as `default`, which has no "
-                "workflowtaskresults create/patch RBAC (the wait container fails)",
-            )
-            continue
-        got = sa_grants(idx, u.namespace, str(sa), "argoproj.io", "workflowtaskresults", need)
-        if got != need:
-            missing = ", ".join(sorted(need - got))
-            report.add(
-                "semantics",
-                u.res,
-                jpath(u.path, where),
-                f"ServiceAccount {u.namespace}/{sa} lacks workflowtaskresults {missing} "
-                "(argoproj.io) through a Role/RoleBinding in its namespace",
-            )
-
-
-def _check_token_secret(u: PodUnit, sa: str, idx: Index, cfg: Config, report: Report) -> None:
-    """With executor.serviceAccountName Argo mounts the executor's token from the Secret
-    `<sa>.service-account-token` (Kubernetes >= 1.24 creates none by itself)."""
-    name = f"{sa}.service-account-token"
-    sec = idx.get("Secret", u.namespace, name)
-    if sec is None:
-        if cfg.external_obj("Secret", name, u.namespace) is None:
-            report.add(
-                "semantics",
-                u.res,
-                jpath(u.path, "executor", "serviceAccountName"),
-                f"executor.serviceAccountName {sa}: Argo mounts the executor token from Secret "
-                f"{u.namespace}/{name}, which is not in the render nor declared external",
-            )
-        return
-    ann = as_dict(sec.meta.get("annotations")).get("kubernetes.io/service-account.name")
-    if sec.obj.get("type") != "kubernetes.io/service-account-token" or ann != sa:
-        report.add(
-            "semantics",
-            sec,
-            "type",
-            f"must be type kubernetes.io/service-account-token with annotation "
-            f"kubernetes.io/service-account.name: {sa} (the token controller fills it)",
-        )
 
 
 def check_profile(
