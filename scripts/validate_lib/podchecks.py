@@ -30,29 +30,6 @@ SENSITIVE_HOSTPATHS = (
     "/lib",
     "/home",
 )
-_QTY = re.compile(r"^([0-9.]+)([a-zA-Z]*)$")
-_SUFFIX = {
-    "": 1.0,
-    "m": 1e-3,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "Ki": 1024.0,
-    "Mi": 1024.0**2,
-    "Gi": 1024.0**3,
-    "Ti": 1024.0**4,
-}
-
-
-def quantity(v: Any) -> float | None:
-    m = _QTY.match(str(v))
-    if not m or m.group(2) not in _SUFFIX:
-        return None
-    try:
-        return float(m.group(1)) * _SUFFIX[m.group(2)]
-    except ValueError:
-        return None
 
 
 class Index:
@@ -281,14 +258,8 @@ class _PodChecks:
                 f"RuntimeClass {u.runtime_class!r} is not in the render nor declared external",
             )
         # Containers
-        names: set[str] = set()
         for c in u.containers:
             self.container(c.obj, c.path, c.name, c.role, pod_sc)
-            if c.name in names and not u.argo:
-                report.add(
-                    "semantics", r, jpath(c.path, "name"), f"duplicate container name {c.name}"
-                )
-            names.add(c.name)
 
     def ref(self, kind: str, name: Any, path: str, key: Any = None) -> None:
         idx, cfg, report, r, ns = self.idx, self.cfg, self.report, self.u.res, self.u.namespace
@@ -346,13 +317,6 @@ class _PodChecks:
                     jpath(path, "resources", sect),
                     f"missing {sect} for {', '.join(missing)}",
                 )
-        for k in ("cpu", "memory"):
-            rq = quantity(as_dict(res.get("requests")).get(k, ""))
-            lm = quantity(as_dict(res.get("limits")).get(k, ""))
-            if rq is not None and lm is not None and rq > lm:
-                report.add(
-                    "semantics", r, jpath(path, "resources"), f"{k} request exceeds its limit"
-                )
         # Security context
         for check_id, field_, reason in _sc_problems(c, pod_sc):
             if check_id == "securityContext":
@@ -389,14 +353,6 @@ class _PodChecks:
                 "no command: Argo's emissary executor then looks the image's entrypoint up in its "
                 "registry, which fails for images built into minikube; set command",
             )
-        for i, port in enumerate(as_list(c.get("ports"))):
-            if as_dict(port).get("hostPort"):
-                report.add(
-                    "semantics",
-                    r,
-                    jpath(path, "ports", i, "hostPort"),
-                    "hostPort binds the node's network (Pod Security baseline rejects it)",
-                )
         # Probes naming a port must name one of this container's ports.
         port_names = {str(as_dict(p).get("name")) for p in as_list(c.get("ports"))}
         for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
@@ -411,7 +367,6 @@ class _PodChecks:
                         f"probe port {port!r} is not a named port of this container",
                     )
         # Volume mounts
-        seen: set[str] = set()
         for i, m in enumerate(as_list(c.get("volumeMounts"))):
             m = as_dict(m)
             vname = str(m.get("name"))
@@ -423,15 +378,6 @@ class _PodChecks:
                     f"volumeMount {vname!r} has no matching volume "
                     f"(volumes: {', '.join(sorted(u.volume_names)) or 'none'})",
                 )
-            mp = str(m.get("mountPath"))
-            if mp in seen:
-                report.add(
-                    "semantics",
-                    r,
-                    jpath(path, "volumeMounts", i, "mountPath"),
-                    f"duplicate mountPath {mp}",
-                )
-            seen.add(mp)
         # Env references
         for i, e in enumerate(as_list(c.get("env"))):
             vf = as_dict(as_dict(e).get("valueFrom"))

@@ -12,7 +12,6 @@ from .model import CLUSTER_SCOPED, Obj, Report, Resource, as_dict, as_list, jpat
 from .podchecks import Index, check_patches, check_units
 from .pods import PodUnit, all_units
 
-PSA_LEVELS = ("privileged", "baseline", "restricted")
 PSA_PREFIX = "pod-security.kubernetes.io/"
 GVISOR_ANNOTATION_PREFIX = "dev.gvisor."
 
@@ -90,17 +89,6 @@ def _check_object(r: Resource, idx: Index, cfg: Config, report: Report) -> None:
                 "gVisor annotations only work on the pod's own metadata "
                 "(pod template / Argo template metadata), not on this object",
             )
-    wave = as_dict(meta.get("annotations")).get("argocd.argoproj.io/sync-wave")
-    if wave is not None:
-        try:
-            int(str(wave))
-        except ValueError:
-            report.add(
-                "semantics",
-                r,
-                "metadata.annotations.argocd.argoproj.io/sync-wave",
-                f"sync-wave {wave!r} is not an integer",
-            )
     if r.kind == "Namespace":
         labels = as_dict(meta.get("labels"))
         level = labels.get(PSA_PREFIX + "enforce")
@@ -111,23 +99,6 @@ def _check_object(r: Resource, idx: Index, cfg: Config, report: Report) -> None:
                 "metadata.labels",
                 "namespace without a Pod Security Admission enforce label",
             )
-        for mode in ("enforce", "warn", "audit"):
-            v = labels.get(PSA_PREFIX + mode)
-            if v is not None and v not in PSA_LEVELS:
-                report.add(
-                    "semantics",
-                    r,
-                    f"metadata.labels.{PSA_PREFIX}{mode}",
-                    f"unknown Pod Security level {v!r}",
-                )
-            ver = labels.get(f"{PSA_PREFIX}{mode}-version")
-            if ver is not None and not (ver == "latest" or str(ver).startswith("v1.")):
-                report.add(
-                    "semantics",
-                    r,
-                    f"metadata.labels.{PSA_PREFIX}{mode}-version",
-                    f"bad version {ver!r}",
-                )
     if r.kind == "Secret" and (r.obj.get("data") or r.obj.get("stringData")):
         allowed = [
             a for a in cfg.allowed_secrets if fnmatch.fnmatchcase(r.ident, str(a.get("match", "")))
