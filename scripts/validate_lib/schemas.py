@@ -30,7 +30,7 @@ K8S_VERSION = os.environ.get("VALIDATE_K8S_VERSION", "1.35")
 MAX_ERRORS_PER_RESOURCE = 10
 AT_PATH = re.compile(r"at '([^']*)': ([^\n]*)")
 DEFS_REF = "/api/_definitions.json"  # how kubernetes-validate's schemas name their definitions
-OBJECT_META = "_definitions.json#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 CRD_FILES = tuple(f"{upstream.AW}/crds/{f}" for f in upstream.AW_CRD_FILES) + tuple(
     f"{upstream.ACD}/crds/{f}" for f in upstream.ACD_CRD_FILES
 )
@@ -69,7 +69,21 @@ def _kv_dir() -> Path:
     return base / f"v{version}-local-strict"
 
 
-def _write_crd_schemas(rel: str, out: Path) -> None:
+def _inline(node: Any, defs: Obj) -> Any:
+    """NODE with every $ref to a definition replaced by the definition (ObjectMeta's are not
+    recursive): a CRD schema then needs no 1.2 MB _definitions.json, which kubeconform would
+    load for each kind."""
+    if isinstance(node, list):
+        return [_inline(x, defs) for x in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return _inline(defs[ref.rpartition("/")[2]], defs)
+    return {k: _inline(v, defs) for k, v in node.items()}
+
+
+def _write_crd_schemas(rel: str, out: Path, meta: Obj) -> None:
     """One file per served version, named as kubeconform looks it up: kind-group-version.json
     (the group's first label, as kubernetes-validate names its files)."""
     doc = yamlio.load(upstream.local_path(rel).read_text())
@@ -79,7 +93,7 @@ def _write_crd_schemas(rel: str, out: Path) -> None:
         if not v.get("served"):
             continue
         schema = crd_to_jsonschema(as_dict(as_dict(v.get("schema")).get("openAPIV3Schema")))
-        schema.setdefault("properties", {})["metadata"] = {"$ref": OBJECT_META}
+        schema.setdefault("properties", {})["metadata"] = meta
         name = f"{kind.lower()}-{group.split('.')[0]}-{v.get('name')}.json"
         (out / name).write_text(json.dumps(schema))
 
@@ -102,8 +116,10 @@ def schema_dir() -> Path:
         schema = json.loads(f.read_text().replace(DEFS_REF, "_definitions.json"))
         schema.pop("$id", None)
         (tmp / f.name).write_text(json.dumps(schema))
+    defs = json.loads((src / "_definitions.json").read_text())["$defs"]
+    meta = _inline(defs[OBJECT_META], defs)
     for rel in CRD_FILES:
-        _write_crd_schemas(rel, tmp)
+        _write_crd_schemas(rel, tmp, meta)
     try:
         tmp.rename(out)
     except OSError:  # another run wrote it first
