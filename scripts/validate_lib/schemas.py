@@ -29,7 +29,6 @@ from .model import Obj, Report, Resource, as_dict, as_list
 K8S_VERSION = os.environ.get("VALIDATE_K8S_VERSION", "1.35")
 MAX_ERRORS_PER_RESOURCE = 10
 AT_PATH = re.compile(r"at '([^']*)': ([^\n]*)")
-DEFS_REF = "/api/_definitions.json"  # how kubernetes-validate's schemas name their definitions
 OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 CRD_FILES = tuple(f"{upstream.AW}/crds/{f}" for f in upstream.AW_CRD_FILES) + tuple(
     f"{upstream.ACD}/crds/{f}" for f in upstream.ACD_CRD_FILES
@@ -69,18 +68,21 @@ def _kv_dir() -> Path:
     return base / f"v{version}-local-strict"
 
 
-def _inline(node: Any, defs: Obj) -> Any:
-    """NODE with every $ref to a definition replaced by the definition (ObjectMeta's are not
-    recursive): a CRD schema then needs no 1.2 MB _definitions.json, which kubeconform would
-    load for each kind."""
+def _inline(node: Any, defs: Obj, seen: tuple[str, ...] = ()) -> Any:
+    """NODE with each $ref replaced by the definition it names (the $ref's siblings are only
+    descriptions): kubeconform then compiles a kind without loading the 1.2 MB
+    _definitions.json, ten times faster. A recursive type (JSONSchemaProps) keeps its $ref."""
     if isinstance(node, list):
-        return [_inline(x, defs) for x in node]
+        return [_inline(x, defs, seen) for x in node]
     if not isinstance(node, dict):
         return node
     ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        return _inline(defs[ref.rpartition("/")[2]], defs)
-    return {k: _inline(v, defs) for k, v in node.items()}
+    if isinstance(ref, str) and "#/$defs/" in ref:
+        name = ref.rpartition("/")[2]
+        if name in seen:
+            return {"$ref": f"_definitions.json#/$defs/{name}"}
+        return _inline(defs[name], defs, (*seen, name))
+    return {k: _inline(v, defs, seen) for k, v in node.items()}
 
 
 def _write_crd_schemas(rel: str, out: Path, meta: Obj) -> None:
@@ -111,12 +113,14 @@ def schema_dir() -> Path:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".schemas-", dir=out.parent))
-    for f in src.glob("*.json"):
-        # Their $id and $refs name https://kubernetes.io/api/...: make them relative files.
-        schema = json.loads(f.read_text().replace(DEFS_REF, "_definitions.json"))
+    defs_doc = json.loads((src / "_definitions.json").read_text())
+    defs_doc.pop("$id")  # https://kubernetes.io/api/...: the file is local
+    (tmp / "_definitions.json").write_text(json.dumps(defs_doc))
+    defs = defs_doc["$defs"]
+    for f in src.glob("*-*.json"):  # kind-group-version.json; not _definitions.json or all.json
+        schema = json.loads(f.read_text())
         schema.pop("$id", None)
-        (tmp / f.name).write_text(json.dumps(schema))
-    defs = json.loads((src / "_definitions.json").read_text())["$defs"]
+        (tmp / f.name).write_text(json.dumps(_inline(schema, defs)))
     meta = _inline(defs[OBJECT_META], defs)
     for rel in CRD_FILES:
         _write_crd_schemas(rel, tmp, meta)
