@@ -176,14 +176,10 @@ def argo_units(r: Resource, resources: list[Resource]) -> list[PodUnit]:
     if derived and via is not None:
         base = f"(via WorkflowTemplate {via.name}) spec"
     defaults = as_dict(spec.get("templateDefaults"))
-    wf_patch_raw = spec.get("podSpecPatch")
-    wf_vols = {str(as_dict(v).get("name")) for v in as_list(spec.get("volumes"))}
     claims = {
         str(as_dict(as_dict(c).get("metadata")).get("name"))
         for c in as_list(spec.get("volumeClaimTemplates"))
     }
-    pod_meta_ann = as_dict(as_dict(spec.get("podMetadata")).get("annotations"))
-    pod_meta_labels = as_dict(as_dict(spec.get("podMetadata")).get("labels"))
     units = []
     for i, t0 in enumerate(as_list(spec.get("templates"))):
         t = merge(defaults, as_dict(t0)) if defaults else as_dict(t0)
@@ -206,41 +202,10 @@ def argo_units(r: Resource, resources: list[Resource]) -> list[PodUnit]:
             for j, c in enumerate(as_list(t.get(key))):
                 c = as_dict(c)
                 containers.append(Container(jpath(tpath, key, j), c, str(c.get("name")), role))
-        pod: Obj = {}
-        for k in (
-            "securityContext",
-            "serviceAccountName",
-            "automountServiceAccountToken",
-            "hostNetwork",
-            "imagePullSecrets",
-            "executor",
-            "nodeSelector",
-        ):
-            if k in spec:
-                pod[k] = spec[k]
-        for k in (
-            "securityContext",
-            "serviceAccountName",
-            "automountServiceAccountToken",
-            "executor",
-            "nodeSelector",
-        ):
-            if k in t:
-                pod[k] = t[k]
-        vols = wf_vols | {str(as_dict(v).get("name")) for v in as_list(t.get("volumes"))}
-        pod["volumes"] = as_list(spec.get("volumes")) + as_list(t.get("volumes"))
-        ann = {str(k): str(v) for k, v in pod_meta_ann.items()}
-        ann.update(
-            {
-                str(k): str(v)
-                for k, v in as_dict(as_dict(t.get("metadata")).get("annotations")).items()
-            }
-        )
-        rc: str | None = None
-        rc_path = ""
+        rc_path = jpath(tpath, "podSpecPatch")
         patches: list[tuple[str, Any]] = []
         for ppath, raw in (
-            (jpath(base, "podSpecPatch"), wf_patch_raw),
+            (jpath(base, "podSpecPatch"), spec.get("podSpecPatch")),
             (jpath(tpath, "podSpecPatch"), t.get("podSpecPatch")),
         ):
             if not isinstance(raw, str):
@@ -250,18 +215,13 @@ def argo_units(r: Resource, resources: list[Resource]) -> list[PodUnit]:
             except (ValueError, yaml.YAMLError):
                 continue  # reported by the podSpecPatch check
             patches.append((ppath, parsed))
-            if isinstance(parsed, dict):
-                if "runtimeClassName" in parsed:
-                    rc = parsed["runtimeClassName"] or None
-                    rc_path = jpath(ppath, "runtimeClassName")
-                for k in (
-                    "securityContext",
-                    "hostNetwork",
-                    "automountServiceAccountToken",
-                    "serviceAccountName",
-                ):
-                    if k in parsed:
-                        pod[k] = merge(pod.get(k), parsed[k])
+            if isinstance(parsed, dict) and "runtimeClassName" in parsed:
+                rc_path = jpath(ppath, "runtimeClassName")
+        manifest = argo_pod(r, spec, t, [p for _, p in patches])
+        pod = dict(manifest["spec"])
+        pod["executor"] = t.get("executor", spec.get("executor"))
+        meta = manifest["metadata"]
+        rc = pod.get("runtimeClassName")
         units.append(
             PodUnit(
                 res=r,
@@ -270,23 +230,19 @@ def argo_units(r: Resource, resources: list[Resource]) -> list[PodUnit]:
                 namespace=r.namespace,
                 pod=pod,
                 containers=containers,
-                volume_names=vols | claims,
+                volume_names={str(as_dict(v).get("name")) for v in as_list(pod.get("volumes"))},
                 claim_templates=claims,
-                annotations=ann,
+                annotations={str(k): str(v) for k, v in as_dict(meta.get("annotations")).items()},
                 runtime_class=str(rc) if rc else None,
-                runtime_class_path=rc_path or jpath(tpath, "podSpecPatch"),
+                runtime_class_path=rc_path,
                 labels={
                     **ARGO_POD_LABELS,
-                    **{str(k): str(v) for k, v in pod_meta_labels.items()},
-                    **{
-                        str(k): str(v)
-                        for k, v in as_dict(as_dict(t.get("metadata")).get("labels")).items()
-                    },
+                    **{str(k): str(v) for k, v in as_dict(meta.get("labels")).items()},
                 },
                 argo=True,
                 derived=derived,
                 patches=patches,
-                manifest=argo_pod(r, spec, t, [p for _, p in patches]),
+                manifest=manifest,
             )
         )
     return units
