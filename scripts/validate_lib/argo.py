@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 
 from . import fanout
-from .model import Report, Resource, as_dict, as_list, jpath
+from .model import Obj, Report, Resource, as_dict, as_list, jpath
 from .podchecks import Index
 from .pods import ARGO_WF_KINDS, effective_spec, own_workflow_spec, parse_patch, workflow_spec_path
 
@@ -18,8 +18,10 @@ def check(r: Resource, idx: Index, report: Report) -> None:
     if r.kind not in ARGO_WF_KINDS:
         return
     own_path = workflow_spec_path(r)
-    spec, _ = effective_spec(r, idx.resources)
+    spec, via = effective_spec(r, idx.resources)
     own = own_workflow_spec(r)
+    if via is not None:
+        _check_ref_arguments(r, own, own_path, via, report)
     if r.namespace != CONTROLLER_NAMESPACE and spec.get("archiveLogs") is not False:
         # The quick-start's default artifact repository archives logs with credentials that
         # exist only in namespace argo: the wait container fails elsewhere (argo-workflows
@@ -45,6 +47,25 @@ def check(r: Resource, idx: Index, report: Report) -> None:
     for path, raw in patches:
         if isinstance(raw, str):
             _parse_or_report(r, raw, path, report)
+
+
+def _check_ref_arguments(r: Resource, own: Obj, path: str, via: Resource, report: Report) -> None:
+    """Arguments a workflowTemplateRef passes must be parameters of the WorkflowTemplate: Argo
+    (and argo lint) accept any name, so a typo silently leaves the template's default in place."""
+    declared = {
+        str(as_dict(p).get("name")) for p in as_list(as_dict(via.spec.get("arguments")).get("parameters"))
+    }
+    for i, p in enumerate(as_list(as_dict(own.get("arguments")).get("parameters"))):
+        n = as_dict(p).get("name")
+        if n not in declared:
+            report.add(
+                "semantics",
+                r,
+                jpath(path, "arguments", "parameters", i, "name"),
+                f"argument {n!r} is not a parameter of {via.kind} {via.name!r}: no step sees it "
+                f"and the template's own value stays; name one of "
+                f"{', '.join(sorted(declared)) or '(it declares none)'}",
+            )
 
 
 def _parse_or_report(r: Resource, raw: str, path: str, report: Report) -> Any:

@@ -10,6 +10,7 @@ from .config import Config
 from .model import Obj, Report, Resource, as_dict, as_list, jpath
 from .podchecks import Index
 from .pods import PodUnit, own_workflow_spec
+from .rbac import sa_grants
 
 
 def _executor_config(cm: Resource) -> Obj:
@@ -124,43 +125,6 @@ def check_pod_security(renders: dict[str, list[Resource]], report: Report) -> No
                 f"Security 'restricted', but Argo's init/wait containers lack "
                 f"{', '.join(missing)}",
             )
-
-
-def _grants(rule: Obj, group: str, resource: str, verbs: set[str]) -> set[str]:
-    groups = [str(x) for x in as_list(rule.get("apiGroups"))]
-    resources = [str(x) for x in as_list(rule.get("resources"))]
-    if not (group in groups or "*" in groups) or not (resource in resources or "*" in resources):
-        return set()
-    rv = {str(x) for x in as_list(rule.get("verbs"))}
-    return verbs if "*" in rv else verbs & rv
-
-
-def sa_grants(
-    idx: Index, ns: str | None, sa: str, group: str, resource: str, verbs: set[str]
-) -> set[str]:
-    """Verbs of `verbs` that ServiceAccount ns/sa has on group/resource through the render."""
-    got: set[str] = set()
-    for b in idx.resources:
-        if b.kind not in ("RoleBinding", "ClusterRoleBinding"):
-            continue
-        if b.kind == "RoleBinding" and b.namespace != ns:
-            continue
-        if not any(
-            as_dict(s).get("kind") == "ServiceAccount"
-            and as_dict(s).get("name") == sa
-            and (as_dict(s).get("namespace") or b.namespace) == ns
-            for s in as_list(b.obj.get("subjects"))
-        ):
-            continue
-        ref = as_dict(b.obj.get("roleRef"))
-        role = idx.get(
-            str(ref.get("kind")), ns if ref.get("kind") == "Role" else None, str(ref.get("name"))
-        )
-        if role is None:
-            continue
-        for rule in as_list(role.obj.get("rules")):
-            got |= _grants(as_dict(rule), group, resource, verbs)
-    return got
 
 
 def check_rbac(units: list[PodUnit], idx: Index, cfg: Config, report: Report) -> None:

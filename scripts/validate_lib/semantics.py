@@ -6,7 +6,7 @@ import fnmatch
 import json
 from typing import Any
 
-from . import argo, argocd, argolint, executor, gvisor, netpol
+from . import argo, argocd, argolint, executor, gvisor, netpol, submit
 from .config import Config
 from .model import CLUSTER_SCOPED, Obj, Report, Resource, as_dict, as_list, jpath
 from .podchecks import Index, check_patches, check_units
@@ -41,6 +41,7 @@ def check(
         if not u.derived:
             check_patches(u, report)
     executor.check_rbac(units, idx, cfg, report)
+    submit.check(units, idx, report)
     netpol.check(resources, units, report)
     gvisor.check(units, report)
     netpol.check_services(resources, units, report)
