@@ -494,30 +494,6 @@ def _host_dir(host_path: Mapping[str, Any], ctx: Context, task: str) -> str:
     return str(local)
 
 
-def job_as_spec(job: Mapping[str, Any]) -> dict[str, Any]:
-    """A batch/v1 Job's pod as a one-template workflow spec, so its container runs through
-    the same translation (pod securityContext, volumes, runtimeClassName, annotations)."""
-    pod = job["spec"]["template"]
-    pod_spec = pod["spec"]
-    if len(pod_spec.get("containers", [])) != 1 or pod_spec.get("initContainers"):
-        raise TranslationError(
-            f"Job {job['metadata']['name']}: only one-container pods are rehearsed"
-        )
-    tpl: dict[str, Any] = {
-        "name": job["metadata"]["name"],
-        "container": pod_spec["containers"][0],
-        "metadata": {"annotations": pod.get("metadata", {}).get("annotations", {})},
-    }
-    if "runtimeClassName" in pod_spec:
-        tpl["podSpecPatch"] = json.dumps({"runtimeClassName": pod_spec["runtimeClassName"]})
-    return {
-        "entrypoint": tpl["name"],
-        "securityContext": pod_spec.get("securityContext", {}),
-        "volumes": pod_spec.get("volumes", []),
-        "templates": [tpl],
-    }
-
-
 def docker_step(
     spec: Mapping[str, Any],
     tpl: Mapping[str, Any],

@@ -136,15 +136,15 @@ def rehearse(
     parameters: Mapping[str, str] | None = None,
     repeat: Collection[str] = (),
 ) -> Result:
-    """Translate the rendered template (or SPEC, e.g. a Job's pod from `job_as_spec`), with
-    PARAMETERS set as on submit, and run it: wave by wave (pods of one wave at the same time,
-    at most the entrypoint's `parallelism`), the containers of a pod one after the other in
-    dependency order, each translated once the results it may use are known. A pod whose
-    node label is in REPEAT runs a second time once it succeeded, as a new pod (new
-    emptyDirs): an Argo retry after a failure that came once its work was done. Raise
-    RehearsalFailed for the first pod (in wave order) that fails ("translate" when the
-    manifest cannot be run faithfully), then remove every volume; on success the caller
-    removes them with `cleanup_result` after reading what it needs."""
+    """Translate the rendered template (or SPEC), with PARAMETERS set as on submit, and run
+    it: wave by wave (pods of one wave at the same time, at most the entrypoint's
+    `parallelism`), the containers of a pod one after the other in dependency order, each
+    translated once the results it may use are known. A pod whose node label is in REPEAT
+    runs a second time once it succeeded, as a new pod (new emptyDirs): an Argo retry after a
+    failure that came once its work was done. Raise RehearsalFailed for the first pod (in wave
+    order) that fails ("translate" when the manifest cannot be run faithfully), then remove
+    every volume; on success the caller removes them with `cleanup_result` after reading
+    what it needs."""
     name = workflow_name or f"{template_name}-{uuid.uuid4().hex[:8]}"
     volume = f"rehearsal-{name}-data"
     ctx = Context(

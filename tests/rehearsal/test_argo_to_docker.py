@@ -15,7 +15,6 @@ from .argo_to_docker import (
     docker_step,
     global_variables,
     input_variables,
-    job_as_spec,
     ordered_calls,
     plan,
     plan_spec,
@@ -341,47 +340,6 @@ def test_rendered_overlay_translates(overlay: str) -> None:
     for s in steps:
         assert "--read-only" in s.argv
         assert "{{" not in " ".join(s.argv)
-
-
-def test_job_pod_translates_with_runtime_class_and_host_path(tmp_path: Path) -> None:
-    job = {
-        "metadata": {"name": "probe-b"},
-        "spec": {
-            "template": {
-                "metadata": {"annotations": {"dev.gvisor.flag.overlay2": "all:memory"}},
-                "spec": {
-                    "runtimeClassName": "gvisor",
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
-                    "volumes": [
-                        {
-                            "name": "host",
-                            "hostPath": {"path": "/var/lib/x", "type": "DirectoryOrCreate"},
-                        }
-                    ],
-                    "containers": [
-                        {
-                            "name": "probe",
-                            "image": "event-generator",
-                            "command": ["isolation-probe"],
-                            "volumeMounts": [{"name": "host", "mountPath": "/host"}],
-                        }
-                    ],
-                },
-            }
-        },
-    }
-    spec = job_as_spec(job)
-    node_dir = tmp_path / "node"
-    context = ctx(host_paths={"/var/lib/x": str(node_dir)})
-    (step,) = plan_spec(spec, context)
-    assert step.runtime == "runsc-contained"
-    assert f"type=bind,src={node_dir},dst=/host" in step.argv
-    assert step.argv[step.argv.index("--user") + 1] == "10001:0"
-    # DirectoryOrCreate: made like the kubelet makes it (0755), so a non-root write needs
-    # whatever the manifests do to prepare it.
-    assert node_dir.is_dir() and node_dir.stat().st_mode & 0o777 == 0o755
-    with pytest.raises(TranslationError, match="no local stand-in"):
-        plan_spec(spec, ctx())
 
 
 def test_step_results_feed_later_inputs() -> None:

@@ -1,7 +1,8 @@
 """Rehearsal of the rendered isolation demo (overlays/minikube, and overlays/no-gvisor where
-B and C run on runc and every marker reaches the node): the PostSync hook Job
-`isolation-prepare` (it readies the node directory, as Argo CD runs it before any cron), then
-the WorkflowTemplate `isolation-demo` step by step: probe A on runc, probe B with
+B and C run on runc and every marker reaches the node) as the PostSync hook Job
+`isolation-demo-sync` submits it after a sync: the WorkflowTemplate `isolation-demo` with the
+parameters the Job passes, step by step: `prepare` (uid 0 without capabilities: it makes the
+fresh node directory writable for the non-root probes), probe A on runc, probe B with
 runtimeClassName gvisor (-> runsc), probe C with gvisor plus the pod annotation
 `dev.gvisor.flag.overlay2: all:memory` (-> runsc-contained), each probe's stdout passed to the
 verifier as `{{tasks.probe-*.outputs.result}}`, the verifier storing into PostgreSQL. A local
@@ -15,13 +16,23 @@ from typing import Any
 import pytest
 from event_pipeline.pgserver import LocalPostgres
 
-from .argo_to_docker import find, job_as_spec, render
+from .argo_to_docker import find, render
 from .rehearse import rehearse
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_DIR = "/var/lib/isolation-demo"
+HOOK = "isolation-demo-sync"
+
+
+def hook_submission(docs: list[dict[str, Any]]) -> tuple[str, dict[str, str]]:
+    """The WorkflowTemplate and the parameters the hook Job's `argo submit` passes."""
+    args = find(docs, "Job", HOOK)["spec"]["template"]["spec"]["containers"][0]["args"]
+    opts = [a.partition("=")[::2] for a in args if a.startswith("--")]
+    kind, _, template = next(v for k, v in opts if k == "--from").partition("/")
+    assert kind == "workflowtemplate"
+    return template, dict(v.partition("=")[::2] for k, v in opts if k == "--parameter")
 
 
 @pytest.mark.parametrize("overlay", ["minikube", "no-gvisor"])
@@ -48,19 +59,27 @@ def test_rendered_isolation_demo(
         "namespace": "isolation-demo",
         "host_paths": {NODE_DIR: str(node_dir)},
     }
-    prepare = job_as_spec(find(docs, "Job", "isolation-prepare"))
-    rehearse(docs, "isolation-prepare", spec=prepare, **common)
-    result = rehearse(docs, "isolation-demo", **common)
-    run_id = result.workflow_name
+    template, parameters = hook_submission(docs)
+    assert parameters == {"verify-retries": "1"}
+    result = rehearse(
+        docs, template, workflow_name=f"{HOOK}-x7k2p", parameters=parameters, **common
+    )
+    run_id = result.workflow_name  # the template's run id is the Workflow's own name
     for step in result.steps:
         print(f"{step.task}: runtime {step.runtime}")
     runtimes = {s.task: s.runtime for s in result.steps}
     assert runtimes == {
+        "prepare": "runc",
         "probe-a": "runc",
         "probe-b": "runsc-hostnet" if gvisor else "runc",
         "probe-c": "runsc-contained" if gvisor else "runc",
         "verify": "runc",
     }
+    prepare = next(s for s in result.steps if s.task == "prepare")
+    assert prepare.argv[prepare.argv.index("--user") + 1] == "0:0"
+    assert "--read-only" in prepare.argv and "ALL" in prepare.argv
+    # The kubelet makes the directory 0755 root; the prepare step made it sticky and writable.
+    assert node_dir.stat().st_mode & 0o7777 == 0o1777
 
     # What reached the "node", seen by the test itself.
     markers = {p.name for p in node_dir.glob(f"marker-{run_id}-*.json")}
