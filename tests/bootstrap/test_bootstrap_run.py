@@ -266,10 +266,7 @@ def test_unreadable_repository_stops_before_anything_runs(
 
 def test_failed_hook_fails_the_run_and_shows_the_hooks(tmp_path: Path) -> None:
     failure = "one or more synchronization tasks completed unsuccessfully\n"
-    hooks = (
-        "PostSync Job/isolation-demo/isolation-probe-a: Succeeded job completed\n"
-        "PostSync Job/isolation-demo/isolation-probe-b: Failed BackoffLimitExceeded\n"
-    )
+    hooks = "PostSync Job/isolation-demo/isolation-demo-sync: Failed BackoffLimitExceeded\n"
     p, _ = up(
         tmp_path,
         "--repo-url",
@@ -283,7 +280,8 @@ def test_failed_hook_fails_the_run_and_shows_the_hooks(tmp_path: Path) -> None:
     assert p.returncode == 1
     assert "Application event-pipeline: its last sync ended Failed" in p.stderr
     assert "| one or more synchronization tasks completed unsuccessfully" in p.stderr
-    assert "event-pipeline: PostSync Job/isolation-demo/isolation-probe-b: Failed" in p.stderr
+    assert "event-pipeline: PostSync Job/isolation-demo/isolation-demo-sync: Failed" in p.stderr
+    assert "get workflows -l isolation-demo.io/sync-hook-job" in p.stderr
 
 
 def test_a_retry_after_a_failed_sync_stops_the_wait_at_once(tmp_path: Path) -> None:
@@ -350,7 +348,7 @@ def test_a_retry_for_missing_argo_workflows_crds_is_waited_for(tmp_path: Path) -
 
 
 def test_successful_run_prints_the_hooks_outcome(tmp_path: Path) -> None:
-    hooks = "PostSync Job/isolation-demo/isolation-verify: Succeeded job completed\n"
+    hooks = "PostSync Job/isolation-demo/isolation-demo-sync: Succeeded job completed\n"
     p, _ = up(
         tmp_path,
         "--repo-url",
@@ -360,7 +358,7 @@ def test_successful_run_prints_the_hooks_outcome(tmp_path: Path) -> None:
         STUB_HOOKS_event_pipeline=hooks,
     )
     assert p.returncode == 0, p.stderr
-    assert "event-pipeline: PostSync Job/isolation-demo/isolation-verify: Succeeded" in p.stderr
+    assert "event-pipeline: PostSync Job/isolation-demo/isolation-demo-sync: Succeeded" in p.stderr
     assert "argo-workflows: no hooks" in p.stderr
 
 

@@ -124,14 +124,14 @@ def test_parse_probe_json_forms(tmp_path: Path) -> None:
 
 
 def test_node_markers_and_cleanup_touch_only_this_run(tmp_path: Path) -> None:
-    for name in ("marker-r1-A.json", "marker-r1-C.json", "marker-r10-A.json", "hook-run-id"):
+    for name in ("marker-r1-A.json", "marker-r1-C.json", "marker-r10-A.json", "notes.txt"):
         (tmp_path / name).write_text(json.dumps({"variant": name[-6]}))
     (tmp_path / "marker-r1-B.json").write_text("not json")
     found = iv.node_markers(tmp_path, "r1")
     assert sorted(found) == ["A", "B", "C"]
     assert "error" in found["B"]
     iv.cleanup(found)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["hook-run-id", "marker-r10-A.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["marker-r10-A.json", "notes.txt"]
 
 
 def test_table_lists_every_variant() -> None:
