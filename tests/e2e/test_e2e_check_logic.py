@@ -127,11 +127,12 @@ def test_a_failed_sync_is_reported_with_argo_cds_message() -> None:
     # ... unless what failed was a hook that ran: that is no transient.
     hook = _failing_app("Running", retries=1)
     hook["status"]["operationState"]["syncResult"]["resources"] = [
-        {"kind": "Job", "name": "isolation-verify", "hookType": "PostSync",
-         "hookPhase": "Failed", "message": "Job has reached the specified backoff limit"}
+        {"kind": "Job", "namespace": "isolation-demo", "name": "isolation-demo-sync",
+         "hookType": "PostSync", "hookPhase": "Failed",
+         "message": "Job has reached the specified backoff limit"}
     ]  # fmt: skip
     why = argocd.failure(hook)
-    assert why is not None and "Job/isolation-verify: Job has reached" in why
+    assert why is not None and "Job/isolation-demo-sync: Job has reached the" in why
     # An attempt under way after earlier failures: its message is progress, not a failure.
     waiting = "waiting for healthy state of /Namespace/event-pipeline and 1 more resources"
     assert argocd.failure(_failing_app("Running", retries=2, message=waiting)) is None
@@ -139,6 +140,94 @@ def test_a_failed_sync_is_reported_with_argo_cds_message() -> None:
     # A failure of another revision (the last break, still retried) is not the awaited sync's.
     assert argocd.failure(_failing_app("Failed", revision="old"), revision="new") is None
     assert argocd.failure(_failing_app("Failed", revision="new"), revision="new") is not None
+
+
+def test_hook_steps_name_the_failed_steps_of_the_workflow_a_failed_hook_job_submitted(
+    monkeypatch: Any,
+) -> None:
+    app = {"status": {"operationState": {"syncResult": {"resources": [
+        {"kind": "Job", "namespace": "isolation-demo", "name": "isolation-demo-sync",
+         "hookType": "PostSync", "hookPhase": "Failed",
+         "message": "Job has reached the specified backoff limit"}]}}}}  # fmt: skip
+    wf = {"metadata": {"name": "isolation-demo-sync-x7k2p"}, "status": {"nodes": {
+        "n0": {"type": "DAG", "displayName": "isolation-demo-sync-x7k2p", "phase": "Failed"},
+        "n1": {"type": "Pod", "displayName": "prepare", "phase": "Succeeded",
+               "startedAt": "2026-12-07T06:00:00Z"},
+        "n2": {"type": "Retry", "displayName": "verify", "phase": "Failed",
+               "message": "No more retries left"},
+        "n3": {"type": "Pod", "displayName": "verify(0)", "phase": "Failed",
+               "message": "Error (exit code 1)", "startedAt": "2026-12-07T06:00:30Z"},
+        "n4": {"type": "Pod", "displayName": "verify(1)", "phase": "Failed",
+               "message": "Error (exit code 1)", "startedAt": "2026-12-07T06:00:55Z"},
+    }}}  # fmt: skip
+    asked: list[tuple[str, ...]] = []
+
+    def get(*args: str) -> dict[str, Any]:
+        asked.append(args)
+        if args[2] == "job":
+            return {"metadata": {"uid": "u-1"}}
+        return {"items": [wf]}
+
+    monkeypatch.setattr(workflows.kube, "get", get)
+    assert argocd.hook_steps(app) == (
+        "; Job/isolation-demo-sync's Workflow isolation-demo-sync-x7k2p steps: "
+        "verify(0) Failed: Error (exit code 1), verify(1) Failed: Error (exit code 1)"
+    )
+    # The Job's uid, then the Workflows labelled with it: this sync's run, not another's.
+    assert asked == [
+        ("-n", "isolation-demo", "job", "isolation-demo-sync"),
+        ("-n", "isolation-demo", "workflows", "-l", "isolation-demo.io/sync-hook-job=u-1"),
+    ]
+    # A succeeded hook asks nothing.
+    ok = app["status"]["operationState"]["syncResult"]["resources"][0]  # type: ignore[index]
+    ok["hookPhase"] = "Succeeded"
+    assert argocd.hook_steps(app) == "" and len(asked) == 2
+
+
+def _rows(kernels: dict[str, str], reached: dict[str, bool]) -> dict[str, list[str]]:
+    """isolation_results rows by variant (variant, runtime, sandbox, kernel, node kernel,
+    write_ok, reached_host, contained), as psql prints them."""
+    return {v: [v, "", "", kernels[v], "6.1.0-node", "t", "t" if reached[v] else "f",
+                "f" if reached[v] else "t"] for v in "ABC"}  # fmt: skip
+
+
+def test_isolation_verdict_wants_the_overlays_runtimes_kernels_and_markers() -> None:
+    from e2elib import checks
+
+    runsc, runc = checks.RUNSC, checks.RUNC
+    gv = {"A": "6.1.0-node", "B": "4.4.0", "C": "4.4.0"}
+    reached = {"A": True, "B": True, "C": False}
+    markers = ["marker-r-A.json", "marker-r-B.json"]
+    ok, table = checks.isolation_verdict(
+        "minikube", _rows(gv, reached), markers, {"A": runc, "B": runsc, "C": runsc}
+    )
+    assert ok, table
+    assert table[1] == (
+        "B: runsc, kernel 4.4.0, write reached node: yes, stored reached_host=t contained=f"
+    )
+    # B on runc: the demo would compare runc with runc.
+    assert not checks.isolation_verdict(
+        "minikube", _rows(gv, reached), markers, {"A": runc, "B": runc, "C": runsc}
+    )[0]
+    # A probe pod missing (its runtime unknown).
+    assert not checks.isolation_verdict(
+        "minikube", _rows(gv, reached), markers, {"A": runc, "B": runsc}
+    )[0]
+    # C's write reached the node under minikube: its overlay did not contain it.
+    assert not checks.isolation_verdict(
+        "minikube", _rows(gv, {"A": True, "B": True, "C": True}), [*markers, "marker-r-C.json"],
+        {"A": runc, "B": runsc, "C": runsc},
+    )[0]  # fmt: skip
+    # no-gvisor: runc everywhere, every write reaches the node, one kernel.
+    node = {v: "6.1.0-node" for v in "ABC"}
+    every = {v: True for v in "ABC"}
+    all_markers = [*markers, "marker-r-C.json"]
+    assert checks.isolation_verdict(
+        "no-gvisor", _rows(node, every), all_markers, {v: runc for v in "ABC"}
+    )[0]
+    assert not checks.isolation_verdict(
+        "no-gvisor", _rows(node, every), all_markers, {"A": runc, "B": runsc, "C": runc}
+    )[0]
 
 
 def test_webhook_payload_is_githubs_push_event(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@
     python3 -m e2elib.argocd terminate [--app NAME ...]
 
 "Succeeded" covers hooks: the last operation's phase is Succeeded and every hook it ran
-(PostSync Jobs of the isolation demo) reports hookPhase Succeeded. A sync of the awaited
+(the isolation demo's PostSync Job) reports hookPhase Succeeded. A sync of the awaited
 revision that failed (phase Failed/Error; or, now retrying, failed twice or once in a hook) ends
 the wait at once with Argo CD's own message: retries are for what settles by itself (CRDs still
 arriving), and a wrong manifest fails the same way every time.
@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import kube
+from . import kube, workflows
 
 APPS = ("root", "argo-workflows", "event-pipeline")
 # Failed attempts before the wait reports a sync as failed (one may be a transient). The count
@@ -68,7 +68,7 @@ def failure(app: dict[str, Any], revision: str | None = None) -> str | None:
     # failed attempt that will be retried says "... Retrying attempt #N at T.".
     retrying = phase == "Running" and "Retrying attempt #" in str(op.get("message") or "")
     # A hook that ran and failed is no transient (its Job got as far as running): one attempt
-    # says it all, and its Jobs' retries make each attempt long.
+    # says it all, and the steps' retries of the Workflow it waits for make each attempt long.
     hook_failed = any(
         r.get("hookType") and r.get("hookPhase") in ("Failed", "Error")
         for r in (op.get("syncResult") or {}).get("resources") or []
@@ -88,10 +88,36 @@ def failure(app: dict[str, Any], revision: str | None = None) -> str | None:
     return None
 
 
+def hook_steps(app: dict[str, Any]) -> str:
+    """The failed steps of the Workflows submitted by the hook Jobs that failed in the app's
+    last operation (found by the submitter's label), e.g. "; Job/isolation-demo-sync's
+    Workflow isolation-demo-sync-x7k2p steps: verify(1) Failed: Error (exit code 1)"; "" if
+    none. Argo CD's own message for the Job only says it reached its backoff limit."""
+    out = []
+    for r in hook_results(app):
+        if r.get("kind") != "Job" or r.get("hookPhase") not in ("Failed", "Error"):
+            continue
+        try:
+            _, submitted = workflows.submitted_by_job(str(r.get("namespace")), str(r.get("name")))
+        except kube.KubeError:
+            continue
+        for wf in submitted:
+            nodes = ((wf.get("status") or {}).get("nodes") or {}).values()
+            bad = [
+                f"{n.get('displayName')} {n.get('phase')}: {n.get('message') or ''}".rstrip(": ")
+                for n in sorted(nodes, key=lambda n: str(n.get("startedAt") or ""))
+                if n.get("type") == "Pod" and n.get("phase") in ("Failed", "Error")
+            ]
+            if bad:
+                name = wf["metadata"]["name"]
+                out.append(f"Job/{r.get('name')}'s Workflow {name} steps: {', '.join(bad[-3:])}")
+    return "".join(f"; {line}" for line in out)[:600]
+
+
 def hook_results(app: dict[str, Any]) -> list[dict[str, Any]]:
     op = (app.get("status") or {}).get("operationState") or {}
     return [
-        {k: r.get(k) for k in ("kind", "name", "hookType", "hookPhase", "message")}
+        {k: r.get(k) for k in ("kind", "namespace", "name", "hookType", "hookPhase", "message")}
         for r in (op.get("syncResult") or {}).get("resources") or []
         if r.get("hookType")
     ]
@@ -122,7 +148,7 @@ def wait(
                     done, desc = False, f"{desc} (waiting for revision {revision[:8]})"
                 why = failure(app, revision)
                 if why and not done:
-                    raise SyncFailed(f"Application {name}: sync failed: {why}")
+                    raise SyncFailed(f"Application {name}: sync failed: {why}{hook_steps(app)}")
             except SyncFailed:
                 raise
             except kube.KubeError as exc:

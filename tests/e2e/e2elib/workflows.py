@@ -12,6 +12,9 @@ from typing import Any
 from . import kube
 
 SUBMITTED_LABEL = "esp-e2e/submitted"
+# The label the isolation demo's PostSync hook Job puts on the Workflow it submits: its own uid
+# (base/isolation-demo/hooks/isolation-demo-sync.yaml).
+SUBMITTER_LABEL = "isolation-demo.io/sync-hook-job"
 
 
 def submit_from_cron(ns: str, cron: str, params: dict[str, str] | None = None) -> str:
@@ -139,6 +142,14 @@ def container_runtime(container_id: str) -> str:
     if proc.returncode != 0:
         return f"unknown ({proc.stderr.strip()[:80]})"
     return str((json.loads(proc.stdout).get("Runtime") or {}).get("Name"))
+
+
+def submitted_by_job(ns: str, job: str) -> tuple[str, list[dict[str, Any]]]:
+    """The uid of Job NS/JOB and the Workflows it submitted: the isolation demo's PostSync hook
+    labels its Workflow with its own uid (SUBMITTER_LABEL), so each sync's run is found even
+    when several exist."""
+    uid = str(kube.get("-n", ns, "job", job)["metadata"]["uid"])
+    return uid, kube.items("-n", ns, "workflows", "-l", f"{SUBMITTER_LABEL}={uid}")
 
 
 def pod_runtimes(pod: dict[str, Any]) -> dict[str, str]:
