@@ -53,7 +53,8 @@ def _check_ref_arguments(r: Resource, own: Obj, path: str, via: Resource, report
     """Arguments a workflowTemplateRef passes must be parameters of the WorkflowTemplate: Argo
     (and argo lint) accept any name, so a typo silently leaves the template's default in place."""
     declared = {
-        str(as_dict(p).get("name")) for p in as_list(as_dict(via.spec.get("arguments")).get("parameters"))
+        str(as_dict(p).get("name"))
+        for p in as_list(as_dict(via.spec.get("arguments")).get("parameters"))
     }
     for i, p in enumerate(as_list(as_dict(own.get("arguments")).get("parameters"))):
         n = as_dict(p).get("name")
