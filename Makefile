@@ -71,18 +71,21 @@ down: ## Delete the minikube cluster
 overlay: ## Point the pipeline Application at OVERLAY (commit and push to deploy)
 	scripts/switch-overlay $(OVERLAY)
 
+# The e2e stages after start: python -m e2elib STAGE (tests/e2e/e2elib/__main__.py).
+E2E_PY = PYTHONPATH=tests/e2e $(VENV)/bin/python -m e2elib
+
 e2e: venv ## Real single-node cluster built from source: build, start, deploy, check, stop (E2E_KEEP=1 keeps it, E2E_BREAKS=1 adds the deliberate breaks)
 	tests/e2e/run
 
-e2e-cluster: ## Real cluster only (no deploy): build, start, cluster-check (runc, gVisor, DNS, PVC, NetworkPolicy, host untouched), stop
+e2e-cluster: venv ## Real cluster only (no deploy): build, start, cluster-check (runc, gVisor, DNS, PVC, NetworkPolicy, host untouched), stop
 	tests/e2e/build
 	tests/e2e/start
-	tests/e2e/cluster-check; s=$$?; tests/e2e/stop || s=1; exit $$s
+	$(E2E_PY) cluster-check; s=$$?; tests/e2e/stop || s=1; exit $$s
 
-e2e-down: ## Stop a cluster kept by E2E_KEEP=1
+e2e-down: venv ## Stop a cluster kept by E2E_KEEP=1
 	tests/e2e/stop
 
 ui-check: venv ## On a kept cluster (E2E_KEEP=1): only the browser rows of the two web UIs (screenshots beside the report)
-	tests/e2e/check "in Chromium"
+	$(E2E_PY) check "in Chromium"
 e2e-breaks: venv ## On a kept cluster: each deliberately broken manifest must make the checks fail
-	tests/e2e/breaks
+	$(E2E_PY) breaks

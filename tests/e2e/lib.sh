@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Common functions of the e2e harness (sourced by start, deploy, check, stop).
+# Common names and functions of the e2e harness (sourced by start, stop, run, in-ns; the
+# Python stages, `python -m e2elib STAGE`, take the same names from it: e2elib/harness.py).
 #
 # The cluster lives in one network namespace (E2E_NETNS) and one private mount namespace held
 # by an "anchor" process; every cluster process is started with nsenter into both, so kubelet,
@@ -21,6 +22,8 @@ E2E_SERVICE_CIDR="${E2E_SERVICE_CIDR:-10.96.0.0/16}"
 E2E_API_SERVICE_IP="${E2E_API_SERVICE_IP:-10.96.0.1}"
 E2E_DNS_IP="${E2E_DNS_IP:-10.96.0.10}"
 E2E_KUBECONFIG="$E2E_STATE/kubeconfig"
+# The HTTPS Git server in place of GitHub (start runs it, deploy publishes the repository in it).
+E2E_GIT_PORT="${E2E_GIT_PORT:-8443}"
 # The node's OCI registry (tests/e2e/start): every image that is not the harness's own
 # (esp.local/...) is pushed there as E2E_REGISTRY/<upstream host>/<path>:<tag>, and containerd
 # pulls it under its upstream name through one hosts.toml per upstream host (cluster/configs).
@@ -30,6 +33,8 @@ E2E_REGISTRY_UPSTREAMS="${E2E_REGISTRY_UPSTREAMS:-quay.io ghcr.io docker.io publ
 E2E_REGISTRY_TRUST="$E2E_STATE/certs/registry-trust"
 # Host state snapshot taken by start before anything is created; compared after start and stop.
 E2E_HOST_BEFORE="${E2E_HOST_BEFORE:-${TMPDIR:-/tmp}/esp-e2e-host-before.txt}"
+# The Python stages' interpreter (make venv).
+E2E_PYTHON="${E2E_PYTHON:-$(cd "$E2E_DIR/../.." && pwd)/.venv/bin/python}"
 export E2E_DIR E2E_CACHE E2E_STATE E2E_DATA E2E_NETNS E2E_KUBECONFIG E2E_REGISTRY
 
 e2e_log() { printf '%s e2e: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -55,22 +60,21 @@ e2e_anchor_pid() {
 
 e2e_pid_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
 
-# Run CMD inside the cluster's network and mount namespaces (as the node sees the world).
-e2e_in_ns() {
-  local anchor
-  anchor="$(e2e_anchor_pid)" || e2e_die "the cluster is not running (no anchor process; run tests/e2e/start)"
-  nsenter --target "$anchor" --mount --net -- "$@"
+# python -m e2elib STAGE ARGS...: a stage after start (cluster-check, deploy, check, breaks,
+# host-state, report).
+e2e_py() {
+  PYTHONPATH="$E2E_DIR${PYTHONPATH:+:$PYTHONPATH}" "$E2E_PYTHON" -m e2elib "$@"
 }
 
 # containerd's ctr on the node's containerd (e.g. e2e_ctr -n k8s.io images import TAR).
 e2e_ctr() {
-  e2e_in_ns "${CONTAINERD_BIN_DIR:-$E2E_CACHE/bin/containerd}/ctr" \
+  "$E2E_DIR/in-ns" "${CONTAINERD_BIN_DIR:-$E2E_CACHE/bin/containerd}/ctr" \
     --address /run/containerd/containerd.sock "$@"
 }
 
 e2e_kubectl() {
   local kubectl="${KUBECTL:-$E2E_CACHE/bin/kubectl}"
-  e2e_in_ns "$kubectl" --kubeconfig "$E2E_KUBECONFIG" "$@"
+  "$E2E_DIR/in-ns" "$kubectl" --kubeconfig "$E2E_KUBECONFIG" "$@"
 }
 
 # Paths of the cgroup E2E_CGROUP/SUB in every mounted v1 hierarchy (and the v2 one, if any).
@@ -126,7 +130,7 @@ e2e_daemon() {
     "/sys/fs/cgroup/freezer/$E2E_CGROUP/system/cgroup.procs")
   local enter=()
   if [[ ${E2E_HOST_NS:-0} != 1 ]]; then
-    enter=(nsenter --target "$(e2e_anchor_pid)" --mount --net --)
+    enter=("$E2E_DIR/in-ns")
   fi
   # The wrapper shell writes its own PID and joins the cgroups, then execs the command (same PID).
   # shellcheck disable=SC2016
@@ -164,7 +168,7 @@ e2e_host_unchanged() {
   [[ -r $E2E_HOST_BEFORE ]] || return 0
   local running=()
   [[ $1 == --running ]] && running=(--running)
-  "$E2E_DIR/host-state" --compare "$E2E_HOST_BEFORE" "${running[@]}" && return 0
+  e2e_py host-state --compare "$E2E_HOST_BEFORE" "${running[@]}" && return 0
   [[ ${CI:-} == true ]] && return 1
   e2e_log "WARNING: the host differs from the snapshot (above); not failing outside CI (CI=true fails)"
 }
@@ -240,14 +244,14 @@ e2e_push_images() {
       }
     want="${want%% *}"
     # Not there yet: skopeo fails ("manifest unknown").
-    have="$(e2e_in_ns "${skopeo[@]}" inspect --cert-dir "$E2E_REGISTRY_TRUST" --config --raw "docker://$dest" \
+    have="$("$E2E_DIR/in-ns" "${skopeo[@]}" inspect --cert-dir "$E2E_REGISTRY_TRUST" --config --raw "docker://$dest" \
       2>/dev/null | sha256sum)" || have=none
     have="${have%% *}"
     if [[ $have == "$want" ]]; then
       echo "$ref: already in the registry as $dest (config sha256:$want)"
       continue
     fi
-    e2e_in_ns "${skopeo[@]}" copy --quiet --dest-cert-dir "$E2E_REGISTRY_TRUST" \
+    "$E2E_DIR/in-ns" "${skopeo[@]}" copy --quiet --dest-cert-dir "$E2E_REGISTRY_TRUST" \
       "docker-archive:$tar" "docker://$dest" || {
       echo "push of $tar ($ref) to $dest failed" >&2
       return 1

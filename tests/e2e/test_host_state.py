@@ -1,4 +1,5 @@
-"""tests/e2e/host-state (the host-unchanged check) and node-mounts' guard, without a cluster.
+"""`python -m e2elib host-state` (the host-unchanged check) and node-mounts' guard, without a
+cluster.
 
 host-state must pass on an unchanged host, fail with the difference when a snapshot differs,
 and with --running ignore only what a running cluster must have (its netns). node-mounts must
@@ -9,13 +10,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from needs import unavailable
 
 E2E = Path(__file__).resolve().parent
-HOST_STATE = E2E / "host-state"
+HOST_STATE = (sys.executable, "-m", "e2elib", "host-state")
 
 
 @pytest.fixture(autouse=True)
@@ -26,12 +28,13 @@ def _root() -> None:
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(a) for a in args], capture_output=True, text=True, check=False, timeout=60
-    )
+        [str(a) for a in args], capture_output=True, text=True, check=False, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(E2E)}, cwd=E2E,
+    )  # fmt: skip
 
 
 def snapshot(tmp_path: Path) -> Path:
-    out = run(HOST_STATE)
+    out = run(*HOST_STATE)
     assert out.returncode == 0, out.stderr
     for section in ("## ip link", "## iptables", "## nft", "## sysctl", "## mounts"):
         assert section in out.stdout
@@ -43,7 +46,7 @@ def snapshot(tmp_path: Path) -> Path:
 
 def test_unchanged_host_compares_equal(tmp_path: Path) -> None:
     before = snapshot(tmp_path)
-    out = run(HOST_STATE, "--compare", before)
+    out = run(*HOST_STATE, "--compare", before)
     assert out.returncode == 0, out.stderr
     assert "host unchanged" in out.stderr
 
@@ -53,7 +56,7 @@ def test_a_changed_sysctl_is_reported(tmp_path: Path) -> None:
     text = before.read_text()
     line = next(x for x in text.splitlines() if x.startswith("kernel.panic = "))
     before.write_text(text.replace(line, "kernel.panic = 12345"))
-    out = run(HOST_STATE, "--compare", before)
+    out = run(*HOST_STATE, "--compare", before)
     assert out.returncode == 1
     assert "HOST CHANGED" in out.stderr
     assert "-kernel.panic = 12345" in out.stderr
@@ -70,10 +73,10 @@ def test_running_allows_only_the_cluster_netns(tmp_path: Path) -> None:
     )
     assert with_cluster != text
     before.write_text(with_cluster)
-    assert run(HOST_STATE, "--compare", before, "--running").returncode == 0
-    assert run(HOST_STATE, "--compare", before).returncode == 1
+    assert run(*HOST_STATE, "--compare", before, "--running").returncode == 0
+    assert run(*HOST_STATE, "--compare", before).returncode == 1
     before.write_text(with_cluster.replace("## netns\n", "## netns\nsomething-else\n"))
-    assert run(HOST_STATE, "--compare", before, "--running").returncode == 1
+    assert run(*HOST_STATE, "--compare", before, "--running").returncode == 1
 
 
 def test_node_mounts_refuses_the_hosts_mount_namespace() -> None:

@@ -1,8 +1,5 @@
 """Wait until Argo CD reports every Application Synced, Healthy and its last sync Succeeded.
 
-    python3 -m e2elib.argocd wait [--timeout 900] [--app NAME ...] [--revision SHA]
-    python3 -m e2elib.argocd terminate [--app NAME ...]
-
 "Succeeded" covers hooks: the last operation's phase is Succeeded and every hook it ran
 (the isolation demo's PostSync Job) reports hookPhase Succeeded. A sync of the awaited
 revision that failed (phase Failed/Error; or, now retrying, failed twice or once in a hook) ends
@@ -12,9 +9,7 @@ arriving), and a wrong manifest fails the same way every time.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -189,29 +184,3 @@ def terminate_running(apps: tuple[str, ...]) -> list[str]:
                      "-p", json.dumps(patch))  # fmt: skip
         terminated.append(f"{name}: {str(op.get('message') or 'running')[:160]}")
     return terminated
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    w = sub.add_parser("wait")
-    w.add_argument("--timeout", type=float, default=900)
-    w.add_argument("--app", action="append", default=None)
-    w.add_argument("--revision", default=None)
-    t = sub.add_parser("terminate", help="terminate every operation still running")
-    t.add_argument("--app", action="append", default=None)
-    args = parser.parse_args(argv)
-    try:
-        if args.cmd == "terminate":
-            for line in terminate_running(tuple(args.app or APPS)):
-                print(f"terminated the operation of {line}")
-            return 0
-        wait(tuple(args.app or APPS), args.timeout, args.revision)
-    except kube.KubeError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,8 @@
-"""The e2e checks, each a row of the report (tests/e2e/check runs `python3 -m e2elib.checks`).
+"""The e2e checks, each a row of the report, on the deployed cluster: prints each row, then the
+summary table, and writes the JSON report (E2E_REPORT, default $TMPDIR/esp-e2e-report.json).
+
+    python -m e2elib check [WORD...]     only the rows whose name contains a WORD; exit 1 unless
+                                         every row passed
 
 Every row states what was observed on the cluster; a row that could not run says why and is
 never counted as passed.
@@ -10,6 +14,7 @@ import concurrent.futures
 import datetime
 import json
 import os
+import re
 import select
 import subprocess
 import sys
@@ -1040,25 +1045,29 @@ def run(rep: report.Report, only: set[str] | None = None) -> None:
         rep.add(row)
         if row.status == "passed":
             s.passed.add(name)
-        print(f"{row.status:>7}  {name}: {row.summary}", flush=True)
+        print(row.line(), flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+def facts() -> dict[str, Any]:
+    """What the report says the run was made of: the pinned versions, what the two web UIs were
+    built from (build.env: where it differs from upstream, it says so); where a kept cluster is."""
+    pins = (REPO_ROOT / "tests" / "e2e" / "versions.env").read_text()
+    versions = dict(re.findall(r'^([A-Z_]+)="?([^"\n]*)"?$', pins, re.M))
+    uis = {"argo-workflows": os.environ.get("ARGO_WORKFLOWS_UI") or "unknown",
+           "argo-cd": os.environ.get("ARGOCD_UI") or "unknown"}  # fmt: skip
+    kept = {"kubeconfig": os.environ["E2E_KUBECONFIG"], "netns": os.environ["E2E_NETNS"]}
+    return {"versions": versions, "web_uis": uis,
+            **(kept if os.environ.get("E2E_KEEP") == "1" else {})}  # fmt: skip
+
+
+def main(words: list[str]) -> int:
     mode_file = STATE / "deploy-mode"
     mode = mode_file.read_text().strip() if mode_file.is_file() else "deployed: unknown (no deploy)"
-    rep = report.Report(mode=mode)
-    facts_file = STATE / "report-facts.json"
-    if facts_file.is_file():
-        rep.facts.update(json.loads(facts_file.read_text()))
-    run(rep, set(args) or None)
+    rep = report.Report(mode=mode, facts=facts())
+    run(rep, set(words) or None)
     path = report.report_path()
     rep.write(path)
     print()
     print(rep.table())
     print(f"\nreport: {path}")
     return 0 if rep.ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

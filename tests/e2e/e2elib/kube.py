@@ -1,4 +1,4 @@
-"""kubectl on the e2e cluster, from the host: inside the cluster's namespaces (tests/e2e/lib.sh)."""
+"""kubectl on the e2e cluster, from the host: inside the cluster's namespaces (tests/e2e/in-ns)."""
 
 from __future__ import annotations
 
@@ -6,32 +6,23 @@ import json
 import os
 import subprocess
 import time
-from pathlib import Path
 from typing import Any
+
+from .harness import E2E_DIR
 
 
 class KubeError(RuntimeError):
     pass
 
 
-def _anchor() -> str:
-    state = Path(os.environ.get("E2E_STATE", "/run/esp-e2e"))
-    try:
-        return (state / "pids" / "anchor.pid").read_text().strip()
-    except OSError as exc:
-        raise KubeError(f"the cluster is not running ({exc}); run tests/e2e/start") from exc
-
-
 def in_ns(argv: list[str]) -> list[str]:
-    """argv run inside the cluster's network and mount namespaces."""
-    return ["nsenter", "--target", _anchor(), "--mount", "--net", "--", *argv]
+    """argv run inside the cluster's network and mount namespaces (fails if none runs)."""
+    return [str(E2E_DIR / "in-ns"), *argv]
 
 
 def kubectl_argv(*args: str) -> list[str]:
-    state = os.environ.get("E2E_STATE", "/run/esp-e2e")
     kubectl = os.environ.get("KUBECTL") or "kubectl"
-    kubeconfig = os.environ.get("E2E_KUBECONFIG") or f"{state}/kubeconfig"
-    return in_ns([kubectl, "--kubeconfig", kubeconfig, *args])
+    return in_ns([kubectl, "--kubeconfig", os.environ["E2E_KUBECONFIG"], *args])
 
 
 def kubectl(*args: str, stdin: str | None = None, timeout: float = 120, check: bool = True) -> str:

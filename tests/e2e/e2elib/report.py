@@ -1,6 +1,8 @@
 """The e2e report: one row per check, a summary table on stdout and a JSON file.
 
-    python3 -m e2elib.report markdown [REPORT]   the README's "last verified" block, from a report
+    python -m e2elib report markdown [REPORT]    the README's "last verified" block, from a report
+    python -m e2elib report stages NAME=SECONDS...   the run's stage times, into the report
+    python -m e2elib report failed STAGE         the report of a run that failed before the checks
 
 A row is `passed` only when what it claims was observed; `failed` when something contradicted
 it; `not run` with the reason when it could not be observed (never counted as passed).
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,10 @@ class Row:
     summary: str
     seconds: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)
+
+    def line(self) -> str:
+        """The row as a stage prints it when it is done."""
+        return f"{self.status:>7}  {self.name}: {self.summary}"
 
 
 @dataclass
@@ -110,15 +115,25 @@ def markdown(report: dict[str, Any], width: int = 120) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] != "markdown" or len(args) > 2:
-        print("usage: python3 -m e2elib.report markdown [REPORT]", file=sys.stderr)
-        return 2
-    path = Path(args[1]) if len(args) == 2 else report_path()
-    print(markdown(json.loads(path.read_text())))
-    return 0
+def _write(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def record_stages(path: Path, seconds: dict[str, int]) -> None:
+    """Add the run's stage times (the checks wrote the report before the run ended)."""
+    data = json.loads(path.read_text())
+    data["stage_seconds"] = {**(data.get("stage_seconds") or {}), **seconds}
+    _write(path, data)
+
+
+def record_breaks(path: Path, results: list[tuple[str, bool]]) -> None:
+    """Add each break's result line; a break the harness did not catch fails the report."""
+    data = json.loads(path.read_text())
+    data["breaks"] = [{"result": line, "caught": caught} for line, caught in results]
+    data["ok"] = data.get("ok", False) and all(caught for _, caught in results)
+    _write(path, data)
+
+
+def not_deployed(path: Path, stage: str) -> None:
+    """The report of a run that failed before any check ran: it says where, and fails."""
+    _write(path, {"mode": f"not deployed: stage {stage} failed", "ok": False, "checks": []})

@@ -7,14 +7,11 @@ Images keep their upstream names (the harness registry serves them), so every Ap
 renders byte for byte what a user's Argo CD renders (tests/e2e/test_harness_kustomization.py).
 
 `--break NAME` adds one more commit with a deliberate mistake (BREAKS), to prove that
-`make e2e` fails on it.
-
-    python3 -m e2elib.served publish --src REPO --bare DIR.git --branch main [--break NAME]
+`make e2e` fails on it. deploy.py publishes it (`publish`).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -214,29 +211,3 @@ def publish(src: Path, bare: Path, branch: str, break_name: str | None) -> str:
             git(tree, "commit", "--quiet", "-m", f"E2E_BREAK={break_name}: {what}")
         git(tree, "push", "--quiet", "--force", str(bare), f"HEAD:refs/heads/{branch}")
         return git(tree, "rev-parse", "HEAD")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Publish the served copy of the repository.")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    pub = sub.add_parser("publish")
-    pub.add_argument("--src", type=Path, default=REPO_ROOT)
-    pub.add_argument("--bare", type=Path, required=True)
-    pub.add_argument("--branch", default="main")
-    pub.add_argument("--break", dest="break_name", default=None, choices=sorted(BREAKS))
-    sub.add_parser("breaks")
-    acd = sub.add_parser("argocd-install", help="copy the pinned Argo CD install.yaml to --out")
-    acd.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    if args.cmd == "breaks":
-        print("\n".join(sorted(BREAKS)))
-        return 0
-    if args.cmd == "argocd-install":
-        print(argocd_install(args.out))
-        return 0
-    print(publish(args.src, args.bare, args.branch, args.break_name))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

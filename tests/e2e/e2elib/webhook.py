@@ -8,8 +8,8 @@ in the repository's `esp-webhooks` file (its "webhook settings"), for every push
 pushes. Argo CD's certificate is its own self-signed one, so TLS is not verified (GitHub's
 "Disable SSL verification"). Each delivery is logged to `esp-webhooks.log` in the repository.
 
-    python3 -m e2elib.webhook install --bare DIR.git --url https://ARGOCD/api/webhook --html-url URL
-    (the hook runs: python3 -m e2elib.webhook deliver --bare DIR.git < old new ref lines)
+deploy.py installs it (`install`); the hook runs
+    python3 -m e2elib.webhook deliver --bare DIR.git < old new ref lines
 """
 
 from __future__ import annotations
@@ -142,16 +142,9 @@ def install(bare: Path, urls: list[str], html_url: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
-    ins = sub.add_parser("install", help="configure the webhook of a bare repository")
-    ins.add_argument("--bare", type=Path, required=True)
-    ins.add_argument("--url", action="append", required=True, help="Argo CD's /api/webhook")
-    ins.add_argument("--html-url", required=True, help="the repository's web URL")
     dlv = sub.add_parser("deliver", help="(the post-receive hook) send the push event")
     dlv.add_argument("--bare", type=Path, required=True)
     args = parser.parse_args(argv)
-    if args.cmd == "install":
-        install(args.bare, args.url, args.html_url)
-        return 0
     for result in deliver(args.bare, sys.stdin.read().splitlines()):
         print(f"webhook: {result}", file=sys.stderr)
     return 0
