@@ -131,7 +131,8 @@ def acting(calls: list[Call]) -> list[Call]:
 
 
 def e2e_args(tmp_path: Path) -> tuple[str, ...]:
-    """What tests/e2e/deploy passes: its cluster's context, its Git server, CA and install file."""
+    """What the e2e deploy (e2elib/deploy.py) passes: its cluster's context, its Git server, CA
+    and install file."""
     ca = tmp_path / "ca.crt"
     ca.write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
     install = tmp_path / "install.yaml"
