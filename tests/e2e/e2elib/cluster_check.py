@@ -10,13 +10,13 @@ its upstream name through the cluster's registry; kubectl from the host through
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+from string import Template
 from typing import Any
 
 from . import host_state, kube
@@ -25,42 +25,36 @@ from .report import Row
 NS = "e2e-cluster-check"
 
 
-def _k(*args: str, stdin: str | None = None, timeout: float = 180) -> str:
-    return kube.kubectl("-n", NS, *args, stdin=stdin, timeout=timeout)
+def _k(*args: str, stdin: str | None = None, timeout: float = 180, check: bool = True) -> str:
+    return kube.kubectl("-n", NS, *args, stdin=stdin, timeout=timeout, check=check)
 
 
-def _apply(*objects: dict[str, Any]) -> None:
-    _k(
-        "apply",
-        "-f",
-        "-",
-        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}),
-    )
+def _apply(manifest: str, **values: str) -> None:
+    """Apply manifest, its $NAMEs replaced by values and BUSYBOX_IMAGE by build.env's."""
+    text = Template(manifest).substitute(BUSYBOX_IMAGE=os.environ["BUSYBOX_IMAGE"], **values)
+    _k("apply", "-f", "-", stdin=text)
 
 
-def _container(name: str, script: str, **more: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "image": os.environ["BUSYBOX_IMAGE"],
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["sh", "-c", script],
-        **more,
-    }
+ONCE = """
+apiVersion: v1
+kind: Pod
+metadata: {name: $name, labels: {check: $name}}
+spec:
+  $runtime_class
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: main
+      image: $BUSYBOX_IMAGE
+      imagePullPolicy: IfNotPresent
+      command: [sh, -c, '$script']
+"""
 
 
-def _pod(name: str, containers: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": {"check": name}},
-        "spec": {"terminationGracePeriodSeconds": 1, "containers": containers, **spec},
-    }
-
-
-def _once(name: str, script: str, runtime_class: str | None = None) -> dict[str, Any]:
+def _once(name: str, script: str, runtime_class: str = "") -> None:
     """A busybox pod that runs script once."""
-    extra = {"runtimeClassName": runtime_class} if runtime_class else {}
-    return _pod(name, [_container("main", script)], restartPolicy="Never", **extra)
+    rc = f"runtimeClassName: {runtime_class}" if runtime_class else ""
+    _apply(ONCE, name=name, script=script, runtime_class=rc)
 
 
 def _finished(name: str) -> str | None:
@@ -69,9 +63,9 @@ def _finished(name: str) -> str | None:
         _k("wait", "--for=jsonpath={.status.phase}=Succeeded", f"pod/{name}", "--timeout=120s")
         return _k("logs", name, "--all-containers").strip()
     except kube.KubeError:
-        for args in (("get", "pod", name, "-o", "wide"), ("describe", "pod", name)):
-            out = kube.kubectl("-n", NS, *args, check=False)
-            print("\n".join(out.splitlines()[-20:]), file=sys.stderr)
+        print(_k("get", "pod", name, "-o", "wide", check=False), file=sys.stderr)
+        described = _k("describe", "pod", name, check=False).splitlines()
+        print("\n".join(described[-20:]), file=sys.stderr)
         return None
 
 
@@ -91,15 +85,15 @@ def node_ready() -> Row:
 
 
 def runtimes(host_kernel: str) -> list[Row]:
-    _apply(
-        _once("runc-pod", "uname -r"), _once("gvisor-pod", "uname -r; dmesg | head -n 1", "gvisor")
-    )
+    _once("runc-pod", "uname -r")
+    _once("gvisor-pod", "uname -r; dmesg | head -n 1", "gvisor")
     out = _finished("runc-pod")
-    runc = (
-        Row("runc pod", "passed", f"uname -r = {out} (the host's kernel)")
-        if out == host_kernel
-        else Row("runc pod", "failed", f"uname -r = '{out or 'no output'}', host has {host_kernel}")
-    )
+    if out == host_kernel:
+        runc = Row("runc pod", "passed", f"uname -r = {out} (the host's kernel)")
+    else:
+        runc = Row(
+            "runc pod", "failed", f"uname -r = '{out or 'no output'}', host has {host_kernel}"
+        )
     out = _finished("gvisor-pod")
     kernel, dmesg = [*(out or "").splitlines(), "", ""][:2]
     if kernel and kernel != host_kernel and "gVisor" in dmesg:
@@ -109,26 +103,36 @@ def runtimes(host_kernel: str) -> list[Row]:
     return [runc, gvisor]
 
 
+MULTI = """
+apiVersion: v1
+kind: Pod
+metadata: {name: gvisor-multi}
+spec:
+  runtimeClassName: gvisor
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  volumes: [{name: shared, emptyDir: {}}]
+  initContainers:
+    - name: init
+      image: $BUSYBOX_IMAGE
+      command: [sh, -c, 'echo from-init > /shared/init']
+      volumeMounts: [{name: shared, mountPath: /shared}]
+  containers:
+    - name: main
+      image: $BUSYBOX_IMAGE
+      command: [sh, -c, 'cat /shared/init; echo from-main > /shared/main']
+      volumeMounts: [{name: shared, mountPath: /shared}]
+    - name: wait
+      image: $BUSYBOX_IMAGE
+      command: [sh, -c, 'for i in $$(seq 1 60); do [ -e /shared/main ] && break; sleep 1; done;
+        cat /shared/main; uname -r']
+      volumeMounts: [{name: shared, mountPath: /shared}]
+"""
+
+
 def multi_container() -> Row:
     """Argo's shape under gVisor: an init container, then main and wait beside it."""
-    shared = {"volumeMounts": [{"name": "shared", "mountPath": "/shared"}]}
-    wait = (
-        "for i in $(seq 1 60); do [ -e /shared/main ] && break; sleep 1; done; "
-        "cat /shared/main; uname -r"
-    )
-    _apply(
-        _pod(
-            "gvisor-multi",
-            [
-                _container("main", "cat /shared/init; echo from-main > /shared/main", **shared),
-                _container("wait", wait, **shared),
-            ],
-            runtimeClassName="gvisor",
-            restartPolicy="Never",
-            volumes=[{"name": "shared", "emptyDir": {}}],
-            initContainers=[_container("init", "echo from-init > /shared/init", **shared)],
-        )
-    )
+    _apply(MULTI)
     out = _finished("gvisor-multi")
     name = "gVisor multi-container pod"
     if out and re.search(r"from-init.*from-main|from-main.*from-init", out, re.S):
@@ -138,64 +142,100 @@ def multi_container() -> Row:
 
 def dns() -> Row:
     api_ip = os.environ["E2E_API_SERVICE_IP"]
-    _apply(_once("dns-pod", "nslookup kubernetes.default.svc.cluster.local"))
+    _once("dns-pod", "nslookup kubernetes.default.svc.cluster.local")
     out = _finished("dns-pod")
     if re.search(f"Address.*{re.escape(api_ip)}", out or ""):
         return Row("DNS (CoreDNS)", "passed", f"kubernetes.default.svc.cluster.local -> {api_ip}")
     return Row("DNS (CoreDNS)", "failed", f"nslookup: {_one_line(out)}")
 
 
+PVC = """
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 16Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: pvc-pod}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]
+  containers:
+    - name: main
+      image: $BUSYBOX_IMAGE
+      command: [sh, -c, 'echo stored > /data/file && cat /data/file']
+      volumeMounts: [{name: data, mountPath: /data}]
+"""
+
+
 def pvc() -> Row:
-    claim = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": "data"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "16Mi"}}},
-    }
-    mount = {"volumeMounts": [{"name": "data", "mountPath": "/data"}]}
-    _apply(
-        claim,
-        _pod(
-            "pvc-pod",
-            [_container("main", "echo stored > /data/file && cat /data/file", **mount)],
-            restartPolicy="Never",
-            volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
-        ),
-    )
+    _apply(PVC)
     out = _finished("pvc-pod")
-    phase = kube.kubectl(
-        "-n",
-        NS,
-        "get",
-        "pvc",
-        "data",
-        "-o",
-        "jsonpath={.status.phase} {.spec.storageClassName}",
-        check=False,
-    )
+    jsonpath = "jsonpath={.status.phase} {.spec.storageClassName}"
+    phase = _k("get", "pvc", "data", "-o", jsonpath, check=False)
+    name = "PVC (local-path default)"
     if out == "stored" and phase == "Bound local-path":
-        return Row(
-            "PVC (local-path default)", "passed", f"PVC {phase}, pod wrote and read its volume"
-        )
-    return Row("PVC (local-path default)", "failed", f"PVC '{phase}', pod output '{out or 'none'}'")
+        return Row(name, "passed", f"PVC {phase}, pod wrote and read its volume")
+    return Row(name, "failed", f"PVC '{phase}', pod output '{out or 'none'}'")
+
+
+SERVER_AND_CLIENTS = """
+apiVersion: v1
+kind: Pod
+metadata: {name: server, labels: {app: server}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: main
+      image: $BUSYBOX_IMAGE
+      command: [sh, -c, 'mkdir -p /www && echo ok > /www/index.html && httpd -p 8080 -h /www &&
+        httpd -f -p 8081 -h /www']
+---
+apiVersion: v1
+kind: Service
+metadata: {name: server}
+spec:
+  selector: {app: server}
+  ports: [{name: a, port: 8080}, {name: b, port: 8081}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client, labels: {role: client}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers: [{name: main, image: $BUSYBOX_IMAGE, command: [sleep, "3600"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: other, labels: {role: other}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers: [{name: main, image: $BUSYBOX_IMAGE, command: [sleep, "3600"]}]
+"""
+POLICY = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: server-from-client}
+spec:
+  podSelector: {matchLabels: {app: server}}
+  policyTypes: [Ingress]
+  ingress:
+    - from: [{podSelector: {matchLabels: {role: client}}}]
+      ports: [{port: 8080}]
+"""
 
 
 def _reach(pod: str, port: int) -> bool:
     """Can pod fetch the server's page on port through its Service? (nc, not wget: the static
     busybox's wget crashes in glibc's resolver without NSS files)"""
     script = 'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 3 "$0" "$1"'
+    host = f"server.{NS}.svc.cluster.local"
     try:
-        out = _k(
-            "exec",
-            pod,
-            "--",
-            "sh",
-            "-c",
-            script,
-            f"server.{NS}.svc.cluster.local",
-            str(port),
-            timeout=30,
-        )
+        out = _k("exec", pod, "--", "sh", "-c", script, host, str(port), timeout=30)
     except (kube.KubeError, subprocess.TimeoutExpired):
         return False
     return out.strip().splitlines()[-1:] == ["ok"]
@@ -211,29 +251,7 @@ def _tries(probe: Any, count: int = 5) -> bool:
 
 
 def network_policy() -> Row:
-    page = (
-        "mkdir -p /www && echo ok > /www/index.html && httpd -p 8080 -h /www && "
-        "httpd -f -p 8081 -h /www"
-    )
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "server"},
-        "spec": {
-            "selector": {"app": "server"},
-            "ports": [{"name": "a", "port": 8080}, {"name": "b", "port": 8081}],
-        },
-    }
-    sleeper = [_container("main", "sleep 3600")]
-    server, client, other = (
-        _pod("server", [_container("main", page)]),
-        _pod("client", sleeper),
-        _pod("other", sleeper),
-    )
-    server["metadata"]["labels"] = {"app": "server"}
-    client["metadata"]["labels"] = {"role": "client"}
-    other["metadata"]["labels"] = {"role": "other"}
-    _apply(server, service, client, other)
+    _apply(SERVER_AND_CLIENTS)
     _k("wait", "--for=condition=Ready", "pod/server", "pod/client", "pod/other", "--timeout=120s")
     # Before any policy both must get through, once the Service's endpoints are programmed
     # (kube-proxy) and the names resolve: a few tries.
@@ -242,23 +260,7 @@ def network_policy() -> Row:
         f"client:8080={yn[_tries(lambda: _reach('client', 8080))]} "
         f"other:8080={yn[_tries(lambda: _reach('other', 8080))]}"
     )
-    _apply(
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": {"name": "server-from-client"},
-            "spec": {
-                "podSelector": {"matchLabels": {"app": "server"}},
-                "policyTypes": ["Ingress"],
-                "ingress": [
-                    {
-                        "from": [{"podSelector": {"matchLabels": {"role": "client"}}}],
-                        "ports": [{"port": 8080}],
-                    }
-                ],
-            },
-        }
-    )
+    _apply(POLICY)
     time.sleep(3)  # kube-router syncs on the policy's watch event
     seen = {"allowed": False, "denied_pod": False, "denied_port": False}
 
@@ -276,6 +278,21 @@ def network_policy() -> Row:
     )
     ok = before == "client:8080=y other:8080=y" and all(seen.values())
     return Row("NetworkPolicy (kube-router)", "passed" if ok else "failed", detail)
+
+
+PULL = """
+apiVersion: v1
+kind: Pod
+metadata: {name: registry-pull}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: main
+      image: $ref
+      imagePullPolicy: Always
+      command: [/e2e-pull-only-no-such-command]
+"""
 
 
 def _smallest_pushed() -> tuple[str, str] | None:
@@ -304,9 +321,8 @@ def registry_pull() -> Row:
     name = "registry: pull by upstream name"
     pushed = _smallest_pushed()
     if pushed is None:
-        return Row(
-            name, "failed", f"no pushed image in {os.environ['IMAGES_LIST']} (only esp.local/ ones)"
-        )
+        images = os.environ["IMAGES_LIST"]
+        return Row(name, "failed", f"no pushed image in {images} (only esp.local/ ones)")
     ref, dest = pushed
     if not dest:
         return Row(name, "failed", f"{ref}: not in image-push.log")
@@ -316,41 +332,16 @@ def registry_pull() -> Row:
         "--address",
         "/run/containerd/containerd.sock",
     ]
-    subprocess.run(
-        kube.in_ns([*ctr, "-n", "k8s.io", "images", "rm", "--sync", ref]),
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
+    rm = kube.in_ns([*ctr, "-n", "k8s.io", "images", "rm", "--sync", ref])
+    subprocess.run(rm, capture_output=True, timeout=60, check=False)
     reglog = Path(os.environ["E2E_STATE"]) / "logs" / "registry.log"
     before = len(reglog.read_text(errors="replace").splitlines())
-    _apply(
-        _pod(
-            "registry-pull",
-            [
-                {
-                    "name": "main",
-                    "image": ref,
-                    "imagePullPolicy": "Always",
-                    "command": ["/e2e-pull-only-no-such-command"],
-                }
-            ],
-            restartPolicy="Never",
-        )
-    )
+    _apply(PULL, ref=ref)
+    pulled = "involvedObject.name=registry-pull,reason=Pulled"
     msg = ""
     for _ in range(120):
-        msg = kube.kubectl(
-            "-n",
-            NS,
-            "get",
-            "events",
-            "--field-selector",
-            "involvedObject.name=registry-pull,reason=Pulled",
-            "-o",
-            "jsonpath={.items[0].message}",
-            check=False,
-        )
+        msg = _k("get", "events", "--field-selector", pulled, "-o", "jsonpath={.items[0].message}",
+                 check=False)  # fmt: skip
         if msg:
             break
         time.sleep(1)
@@ -361,7 +352,7 @@ def registry_pull() -> Row:
     ]
     line = next((x for x in new if f"/v2/{repo}/manifests/{tag}" in x), "")
     blobs = sum(f'"GET /v2/{repo}/blobs/' in x for x in new)
-    kube.kubectl("-n", NS, "delete", "pod", "registry-pull", "--wait=false", check=False)
+    _k("delete", "pod", "registry-pull", "--wait=false", check=False)
     if msg and line:
         return Row(
             name,
@@ -369,9 +360,7 @@ def registry_pull() -> Row:
             f"{msg.removesuffix('.')}; registry {os.environ['E2E_REGISTRY']} "
             f"log: {line} (+ {blobs} blobs)",
         )
-    pod = " ".join(
-        kube.kubectl("-n", NS, "get", "pod", "registry-pull", "--no-headers", check=False).split()
-    )
+    pod = " ".join(_k("get", "pod", "registry-pull", "--no-headers", check=False).split())
     return Row(
         name,
         "failed",
@@ -383,24 +372,9 @@ def registry_pull() -> Row:
 def kubectl_from_host() -> Row:
     """kubectl from the host, as the report tells users."""
     netns, kubeconfig = os.environ["E2E_NETNS"], os.environ["E2E_KUBECONFIG"]
-    proc = subprocess.run(
-        [
-            "ip",
-            "netns",
-            "exec",
-            netns,
-            os.environ["KUBECTL"],
-            "--kubeconfig",
-            kubeconfig,
-            "get",
-            "nodes",
-            "--no-headers",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    argv = ["ip", "netns", "exec", netns, os.environ["KUBECTL"], "--kubeconfig", kubeconfig,
+            "get", "nodes", "--no-headers"]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     out = (proc.stdout + proc.stderr).strip()
     if proc.returncode != 0:
         return Row("kubectl via ip netns exec", "failed", out)
@@ -414,14 +388,10 @@ def kubectl_from_host() -> Row:
 def host_unchanged() -> Row:
     before = Path(os.environ["E2E_HOST_BEFORE"])
     if before.is_file() and host_state.unchanged(before, running=True, quiet=True):
-        return Row(
-            "host unchanged",
-            "passed",
-            "ip link/addr/route, iptables (nft+legacy), nft, sysctls, mounts as before start",
-        )
-    return Row(
-        "host unchanged", "failed", f"see: python -m e2elib host-state --compare {before} --running"
-    )
+        what = "ip link/addr/route, iptables (nft+legacy), nft, sysctls, mounts as before start"
+        return Row("host unchanged", "passed", what)
+    see = f"see: python -m e2elib host-state --compare {before} --running"
+    return Row("host unchanged", "failed", see)
 
 
 def main() -> int:

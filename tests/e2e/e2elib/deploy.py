@@ -70,26 +70,11 @@ def bootstrap(branch: str, timeout: int) -> None:
         f"(Argo CD {os.environ['ARGOCD_VERSION']})"
     )
     path = f"{os.environ['KUBE_BIN_DIR']}:{os.environ['PATH']}"
-    argv = kube.in_ns(
-        [
-            "env",
-            f"KUBECONFIG={os.environ['E2E_KUBECONFIG']}",
-            f"PATH={path}",
-            str(REPO_ROOT / "bootstrap" / "up"),
-            "--context",
-            "esp-e2e",
-            "--repo-url",
-            _url(),
-            "--revision",
-            branch,
-            "--repo-ca",
-            str(_git_ca()),
-            "--argocd-install",
-            str(install),
-            "--timeout",
-            str(timeout),
-        ]
-    )
+    up = [str(REPO_ROOT / "bootstrap" / "up"), "--context", "esp-e2e", "--repo-url", _url(),
+          "--revision", branch, "--repo-ca", str(_git_ca()), "--argocd-install", str(install),
+          "--timeout", str(timeout)]  # fmt: skip
+    env = [f"KUBECONFIG={os.environ['E2E_KUBECONFIG']}", f"PATH={path}"]
+    argv = kube.in_ns(["env", *env, *up])
     log_file = state() / "logs" / "bootstrap-up.log"
     with (
         log_file.open("w") as out,
