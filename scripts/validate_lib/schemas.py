@@ -138,6 +138,8 @@ def validate(
     resource, their field paths prefixed with `where` (e.g. the Argo template a Pod comes from)."""
     if not items:
         return
+    # The schemas first: a missing pinned upstream file is reported before any tool is built.
+    location = str(schema_dir() / "{{ .ResourceKind }}{{ .KindSuffix }}.json")
     with tempfile.TemporaryDirectory(prefix="validate-kubeconform-") as tmp:
         for i, (_, obj, _) in enumerate(items):
             Path(tmp, f"{i}.json").write_text(json.dumps(obj))
@@ -147,7 +149,7 @@ def validate(
             "-output",
             "json",
             "-schema-location",
-            str(schema_dir() / "{{ .ResourceKind }}{{ .KindSuffix }}.json"),
+            location,
         ]
         if skip_kinds:
             cmd += ["-skip", ",".join(sorted(skip_kinds))]
