@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import IO
 
-import psycopg2  # type: ignore[import-untyped]
+import psycopg2
 
 
 def copy_totals(table: str, data: IO[str] | IO[bytes], application: str) -> None:

@@ -27,7 +27,9 @@ GROUP BY userId
 
 def main() -> int:
     path, table = sys.argv[1], sys.argv[2]
-    rows = duckdb.sql(QUERY, params=[path]).fetchall()
+    relation = duckdb.sql(QUERY, params=[path])
+    assert relation is not None, "a SELECT always gives a relation"
+    rows = relation.fetchall()
     text = io.StringIO()
     for user, total, count in rows:  # bench users need no COPY escaping; checked anyway
         if any(c in user for c in "\t\n\\\r"):

@@ -10,7 +10,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from e2elib import argocd, independent, webhook, workflows
+from e2elib import argocd, gha, independent, kube, webhook, workflows
 from needs import local_postgres
 
 BIN = Path(sys.executable).parent
@@ -42,13 +42,13 @@ def test_terminate_patches_only_the_operations_still_running(monkeypatch: Any) -
             "event-pipeline": _app("Synced", "Healthy", "Running", ["Running"])}  # fmt: skip
     apps["event-pipeline"]["status"]["operationState"]["message"] = "Retrying attempt #2"  # type: ignore[index]
     calls: list[tuple[str, ...]] = []
-    monkeypatch.setattr(argocd.kube, "get", lambda *a: apps[a[-1]])
+    monkeypatch.setattr(kube, "get", lambda *a: apps[a[-1]])
 
     def kubectl(*args: str, **_: object) -> str:
         calls.append(args)
         return ""
 
-    monkeypatch.setattr(argocd.kube, "kubectl", kubectl)
+    monkeypatch.setattr(kube, "kubectl", kubectl)
     assert argocd.terminate_running(("root", "event-pipeline")) == [
         "event-pipeline: Retrying attempt #2"
     ]
@@ -168,7 +168,7 @@ def test_hook_steps_name_the_failed_steps_of_the_workflow_a_failed_hook_job_subm
             return {"metadata": {"uid": "u-1"}}
         return {"items": [wf]}
 
-    monkeypatch.setattr(workflows.kube, "get", get)
+    monkeypatch.setattr(kube, "get", get)
     assert argocd.hook_steps(app) == (
         "; Job/isolation-demo-sync's Workflow isolation-demo-sync-x7k2p steps: "
         "verify(0) Failed: Error (exit code 1), verify(1) Failed: Error (exit code 1)"
@@ -179,7 +179,7 @@ def test_hook_steps_name_the_failed_steps_of_the_workflow_a_failed_hook_job_subm
         ("-n", "isolation-demo", "workflows", "-l", "isolation-demo.io/sync-hook-job=u-1"),
     ]
     # A succeeded hook asks nothing.
-    ok = app["status"]["operationState"]["syncResult"]["resources"][0]  # type: ignore[index]
+    ok = app["status"]["operationState"]["syncResult"]["resources"][0]
     ok["hookPhase"] = "Succeeded"
     assert argocd.hook_steps(app) == "" and len(asked) == 2
 
@@ -286,5 +286,5 @@ def test_bumped_tag_reads_what_the_bump_job_writes() -> None:
 
     repo = Path(__file__).resolve().parents[2]
     assert delivery.bumped_tag((repo / delivery.KUSTOMIZATION).read_text()) == "0.1.0"
-    with pytest.raises(delivery.gha.GhaError, match="no newTag"):
+    with pytest.raises(gha.GhaError, match="no newTag"):
         delivery.bumped_tag("images: [{name: other, newTag: x}]\n")

@@ -100,7 +100,7 @@ def test_container_set_pod_phases_follow_the_dependency() -> None:
     cd = phases.parse_containerd(LOG_SET)
     pod = {"metadata": {"name": "p", "uid": UID,
                         "annotations": {"workflows.argoproj.io/node-name": "wf.batch(0)"}}}  # fmt: skip
-    work = {("p", "generate"): 0.6, ("p", "main"): 0.2}
+    work: dict[tuple[str, str], float | None] = {("p", "generate"): 0.6, ("p", "main"): 0.2}
     got = phases.run_phases(1796590064.0, 1796590069.0, [pod], {"p": 1796590064.3}, cd, work)
     by = {p.name: p.seconds for p in got}
     assert [p.name for p in got] == [

@@ -64,8 +64,8 @@ def test_sysrq_is_only_opened(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_write(fd: int, data: bytes) -> int:
         raise AssertionError("the probe must never write to /proc/sysrq-trigger")
 
-    monkeypatch.setattr(ip.os, "open", fake_open)
-    monkeypatch.setattr(ip.os, "write", no_write)
+    monkeypatch.setattr("os.open", fake_open)
+    monkeypatch.setattr("os.write", no_write)
     assert ip.probe_sysrq() == {"open_write_ok": True}
     assert calls == [("/proc/sysrq-trigger", os.O_WRONLY)]
 

@@ -17,7 +17,7 @@ GVISOR_KERNEL = {
 NODE_KERNEL = {"release": NODE, "proc_version": f"Linux version {NODE}", "dmesg": {}}
 
 
-def probe(variant: str, kernel: dict[str, Any], write_ok: bool = True, **kw: Any) -> dict:
+def probe(variant: str, kernel: dict[str, Any], write_ok: bool = True, **kw: Any) -> dict[str, Any]:
     doc = {
         "variant": variant,
         "run_id": "r1",
@@ -31,11 +31,13 @@ def probe(variant: str, kernel: dict[str, Any], write_ok: bool = True, **kw: Any
     return doc
 
 
-def marker(doc: dict) -> dict:
+def marker(doc: dict[str, Any]) -> dict[str, Any]:
     return {"path": f"/host/marker-r1-{doc['variant']}.json", "content": doc}
 
 
-def report(probes: list[dict], markers: dict[str, dict]) -> dict[str, dict]:
+def report(
+    probes: list[dict[str, Any]], markers: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
     rep = iv.build_report("r1", probes, markers, NODE_KERNEL)
     return {r["variant"]: r for r in rep["variants"]} | {"_": rep}
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg2  # type: ignore[import-untyped]
+import psycopg2
 import pytest
 from event_pipeline.pgserver import LocalPostgres
 from needs import local_postgres
@@ -74,7 +74,7 @@ class Database:
             conn.close()
 
     def user_totals(self) -> dict[str, int]:
-        return dict(self.query("SELECT user_id, total_session_duration FROM user_totals"))  # type: ignore[arg-type]
+        return dict(self.query("SELECT user_id, total_session_duration FROM user_totals"))
 
     def aggregate(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return run_cli("aggregate-events", *args, env=self.env, timeout=timeout)

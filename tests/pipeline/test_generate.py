@@ -273,7 +273,7 @@ def test_an_error_of_the_background_sync_fails_the_write(
         raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(generate, "SYNC_INTERVAL_S", 0.001)
-    monkeypatch.setattr(generate.os, "fdatasync", failing)
+    monkeypatch.setattr("os.fdatasync", failing)
     target = tmp_path / "events.jsonl"
     target.write_bytes(b"before\n")
 

@@ -432,7 +432,7 @@ def test_a_database_that_comes_up_late_is_waited_for(tmp_path: Path) -> None:
         assert proc.returncode == 0, first + err
         assert "loaded 2,000 events" in out
         totals = dict(
-            tuple(line.split("|"))  # type: ignore[misc]
+            line.split("|", 1)
             for line in late.psql("SELECT user_id, total_session_duration FROM user_totals")
             .strip()
             .splitlines()

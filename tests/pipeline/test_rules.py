@@ -32,7 +32,7 @@ def test_every_rule_has_examples() -> None:
 def _limits(struct: type[msgspec.Struct]) -> dict[str, tuple[object, ...]]:
     info = msgspec.inspect.type_info(struct)
     assert isinstance(info, msgspec.inspect.StructType)
-    limits = {}
+    limits: dict[str, tuple[object, ...]] = {}
     for field in info.fields:
         kind = field.type
         if isinstance(kind, msgspec.inspect.StrType):

@@ -32,7 +32,7 @@ def test_shared_copy_is_used_without_network(tmp_path: Path, monkeypatch: Any) -
     def no_network(*_a: Any, **_k: Any) -> None:
         raise AssertionError("downloaded although shared/upstream has the file")
 
-    monkeypatch.setattr(upstream.urllib.request, "urlopen", no_network)
+    monkeypatch.setattr("urllib.request.urlopen", no_network)
     assert upstream.local_path(rel) == shared / rel
 
 
@@ -46,7 +46,7 @@ def test_download_fallback_fetches_pinned_url_once(tmp_path: Path, monkeypatch: 
         fetched.append(url)
         return io.BytesIO(b"apiVersion: v1\nkind: List\nitems: []\n")
 
-    monkeypatch.setattr(upstream.urllib.request, "urlopen", fake_urlopen)
+    monkeypatch.setattr("urllib.request.urlopen", fake_urlopen)
     first = upstream.local_path(rel)
     second = upstream.local_path(rel)
     assert first == second == tmp_path / "cache" / rel

@@ -192,7 +192,7 @@ def _with_shards(rendered: str, value: str) -> str:
     )
     param = next(p for p in wf["spec"]["arguments"]["parameters"] if p["name"] == "shards")
     param["value"] = value
-    return yaml.safe_dump_all(docs, sort_keys=False)
+    return str(yaml.safe_dump_all(docs, sort_keys=False))
 
 
 @pytest.mark.parametrize("overlay", ["minikube", "no-gvisor"])

@@ -33,7 +33,7 @@ from event_pipeline.rules import (
 )
 
 try:  # the C fast path for canonical lines (_fastscan.c); without it, pure Python (msgspec)
-    from event_pipeline import _fastscan
+    from event_pipeline import _fastscan as _fastscan  # the tests read which path is in use
 except ImportError:  # pragma: no cover - an install without a compiler
     _fastscan = None  # type: ignore[assignment]
 
