@@ -128,6 +128,9 @@ def schema_dir() -> Path:
         tmp.rename(out)
     except OSError:  # another run wrote it first
         shutil.rmtree(tmp)
+    for stale in out.parent.glob("schemas-*"):  # 22 MB each: keep only the current set
+        if stale != out:
+            shutil.rmtree(stale, ignore_errors=True)
     return out
 
 
