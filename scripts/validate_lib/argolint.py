@@ -8,10 +8,7 @@ robfig/cron (5 fields or a descriptor), so Argo's verdict on the schedule is Kub
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import tempfile
 from pathlib import Path
 
 from . import tools
@@ -46,11 +43,8 @@ def check(resources: list[Resource], report: Report) -> None:
     ]
     if not items:
         return
-    with tempfile.TemporaryDirectory(prefix="validate-argo-lint-") as tmp:
-        for i, (_, obj, _) in enumerate(items):
-            Path(tmp, f"{i}.json").write_text(json.dumps(obj))
-        cmd = [tools.path("argo"), "lint", "--offline", "--no-color", "-o", "simple", tmp]
-        p = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+    lint = ["lint", "--offline", "--no-color", "-o", "simple"]
+    p = tools.run_over("argo", lint, [obj for _, obj, _ in items])
     found = False
     for line in p.stdout.splitlines():
         m = LINE.match(line)

@@ -9,7 +9,7 @@ from . import yamlio
 from .config import Config
 from .model import Obj, Report, Resource, as_dict, as_list, jpath
 from .podchecks import Index
-from .pods import PodUnit, own_workflow_spec
+from .pods import ARGO_WF_KINDS, PodUnit, own_workflow_spec
 from .rbac import sa_grants
 
 
@@ -92,7 +92,7 @@ def check_pod_security(renders: dict[str, list[Resource]], report: Report) -> No
         r.namespace
         for v in renders.values()
         for r in v
-        if r.kind in ("WorkflowTemplate", "CronWorkflow", "Workflow") and not r.upstream
+        if r.kind in ARGO_WF_KINDS and not r.upstream
     }
     affected = sorted(n for n in argo_ns & restricted if n)
     if not affected:

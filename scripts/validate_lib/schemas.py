@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -143,20 +142,10 @@ def validate(
         return
     # The schemas first: a missing pinned upstream file is reported before any tool is built.
     location = str(schema_dir() / "{{ .ResourceKind }}{{ .KindSuffix }}.json")
-    with tempfile.TemporaryDirectory(prefix="validate-kubeconform-") as tmp:
-        for i, (_, obj, _) in enumerate(items):
-            Path(tmp, f"{i}.json").write_text(json.dumps(obj))
-        cmd = [
-            tools.path("kubeconform"),
-            "-strict",
-            "-output",
-            "json",
-            "-schema-location",
-            location,
-        ]
-        if skip_kinds:
-            cmd += ["-skip", ",".join(sorted(skip_kinds))]
-        p = subprocess.run([*cmd, tmp], capture_output=True, text=True, check=False, timeout=300)
+    args = ["-strict", "-output", "json", "-schema-location", location]
+    if skip_kinds:
+        args += ["-skip", ",".join(sorted(skip_kinds))]
+    p = tools.run_over("kubeconform", args, [obj for _, obj, _ in items])
     try:
         results = json.loads(p.stdout)["resources"]
     except (ValueError, KeyError, TypeError):
