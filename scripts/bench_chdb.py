@@ -29,7 +29,7 @@ SETTINGS date_time_input_format = 'best_effort'
 
 def main() -> int:
     path, table = sys.argv[1], sys.argv[2]
-    result = chdb.query(QUERY, "TabSeparated", params={"path": path})  # type: ignore[no-untyped-call]
+    result = chdb.query(QUERY, "TabSeparated", params={"path": path})  # type: ignore[no-untyped-call,unused-ignore]
     data: bytes = result.bytes()
     # TabSeparated escapes with a backslash; bench users need no escaping: checked anyway.
     if b"\\" in data:
