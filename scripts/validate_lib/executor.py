@@ -7,7 +7,7 @@ import re
 
 from . import yamlio
 from .config import Config
-from .model import Obj, Report, Resource, as_dict, as_list, jpath
+from .model import Obj, Report, Resource, as_dict, as_list, jpath, psa_levels
 from .podchecks import Index
 from .pods import ARGO_WF_KINDS, PodUnit, own_workflow_spec
 from .rbac import sa_grants
@@ -79,15 +79,9 @@ def check_image(renders: dict[str, list[Resource]], report: Report) -> None:
 def check_pod_security(renders: dict[str, list[Resource]], report: Report) -> None:
     """Argo's init/wait containers take their securityContext from the controller's executor
     config; in a namespace enforcing Pod Security 'restricted' they must comply too."""
-    restricted = set()
-    for v in renders.values():
-        for r in v:
-            if (
-                r.kind == "Namespace"
-                and as_dict(r.meta.get("labels")).get("pod-security.kubernetes.io/enforce")
-                == "restricted"
-            ):
-                restricted.add(r.name)
+    restricted = {
+        ns for v in renders.values() for ns, level in psa_levels(v).items() if level == "restricted"
+    }
     argo_ns = {
         r.namespace
         for v in renders.values()

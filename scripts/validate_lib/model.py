@@ -154,3 +154,15 @@ def as_dict(v: Any) -> Obj:
 
 def as_list(v: Any) -> list[Any]:
     return v if isinstance(v, list) else []
+
+
+PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
+
+
+def psa_levels(resources: list[Resource]) -> dict[str, str]:
+    """Namespace -> the Pod Security level it enforces ("" if none)."""
+    return {
+        r.name: str(as_dict(r.meta.get("labels")).get(PSA_ENFORCE, ""))
+        for r in resources
+        if r.kind == "Namespace"
+    }

@@ -8,20 +8,21 @@ from typing import Any
 
 from . import argo, argocd, argolint, executor, gvisor, netpol, submit
 from .config import Config
-from .model import CLUSTER_SCOPED, Obj, Report, Resource, as_dict, as_list, jpath
+from .model import (
+    CLUSTER_SCOPED,
+    PSA_ENFORCE,
+    Obj,
+    Report,
+    Resource,
+    as_dict,
+    as_list,
+    jpath,
+    psa_levels,
+)
 from .podchecks import Index, check_patches, check_units
 from .pods import PodUnit, all_units
 
-PSA_PREFIX = "pod-security.kubernetes.io/"
 GVISOR_ANNOTATION_PREFIX = "dev.gvisor."
-
-
-def psa_levels(resources: list[Resource], cfg: Config) -> dict[str, str]:
-    out = {}
-    for r in resources:
-        if r.kind == "Namespace":
-            out[r.name] = str(as_dict(r.meta.get("labels")).get(PSA_PREFIX + "enforce", ""))
-    return out
 
 
 def check(
@@ -29,7 +30,7 @@ def check(
 ) -> list[PodUnit]:
     idx = Index(resources)
     own = [r for r in resources if not r.upstream]
-    psa = psa_levels(resources, cfg)
+    psa = psa_levels(resources)
     for r in own:
         _check_object(r, idx, cfg, report)
         argo.check(r, idx, report)
@@ -92,7 +93,7 @@ def _check_object(r: Resource, idx: Index, cfg: Config, report: Report) -> None:
             )
     if r.kind == "Namespace":
         labels = as_dict(meta.get("labels"))
-        level = labels.get(PSA_PREFIX + "enforce")
+        level = labels.get(PSA_ENFORCE)
         if level is None:
             report.add(
                 "semantics",
