@@ -114,18 +114,9 @@ def _main(argv: list[str] | None) -> int:
             units_all[label] = semantics.check(resources, cfg, report, profile, label)
         _global_checks(renders, dirs_of, renderer, cfg, report)
         _schema_checks(renders, units_all, cfg, report)
-        if repo_mode:
-            for stale in cfg.unused_exceptions():
-                report.add(
-                    "policy",
-                    None,
-                    "security_exceptions",
-                    f"exception {stale} covers no finding any more: remove it",
-                    source="scripts/validate-config.yaml",
-                )
         ck = policy.CheckovResult(ran=False)
         if not args.no_checkov and renders:
-            ck = policy.run(renders, cfg, report)
+            ck = policy.run(renders, units_all, cfg, report)
             if repo_mode and ck.ran:
                 policy.unused_skips(cfg, ck, report)
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,10 @@ class Config:
     profiles: dict[str, Obj] = field(default_factory=dict)
     targets: dict[str, str] = field(default_factory=dict)  # kustomization path -> profile
     manifests: list[str] = field(default_factory=list)  # plain manifest files, no kustomization
-    security_exceptions: list[Obj] = field(default_factory=list)
     checkov_skips: list[Obj] = field(default_factory=list)
     allowed_kinds: dict[str, str] = field(default_factory=dict)  # kind -> reason
     allowed_secrets: list[Obj] = field(default_factory=list)
     hostpath_namespaces: list[str] = field(default_factory=list)
-    used_exceptions: set[tuple[int, str]] = field(default_factory=set)
     forbidden_hostpaths: list[str] = field(default_factory=list)
 
     def external_obj(self, kind: str, name: str, namespace: str | None) -> ExternalObject | None:
@@ -42,23 +39,6 @@ class Config:
             if e.kind == kind and e.name == name and (e.namespace or None) == (namespace or None):
                 return e
         return None
-
-    def exception_for(self, container_key: str, check: str) -> str | None:
-        """Reason of the security exception covering this finding (recorded as used)."""
-        for i, ex in enumerate(self.security_exceptions):
-            pattern = str(ex.get("container", ""))
-            if fnmatch.fnmatchcase(container_key, pattern) and check in as_list(ex.get("checks")):
-                self.used_exceptions.add((i, check))
-                return str(ex.get("reason", ""))
-        return None
-
-    def unused_exceptions(self) -> list[str]:
-        out = []
-        for i, ex in enumerate(self.security_exceptions):
-            for check in as_list(ex.get("checks")):
-                if (i, check) not in self.used_exceptions:
-                    out.append(f"{ex.get('container')} ({check})")
-        return out
 
     def profile_for(self, label: str) -> str | None:
         return self.targets.get(label.rstrip("/"))
@@ -87,7 +67,6 @@ def load(scripts_dir: Path) -> Config:
     cfg.profiles = {str(k): as_dict(v) for k, v in as_dict(c.get("profiles")).items()}
     cfg.targets = {str(k).rstrip("/"): str(v) for k, v in as_dict(c.get("targets")).items()}
     cfg.manifests = [str(x) for x in as_list(c.get("manifests"))]
-    cfg.security_exceptions = [as_dict(x) for x in as_list(c.get("security_exceptions"))]
     cfg.checkov_skips = [as_dict(x) for x in as_list(c.get("checkov_skips"))]
     cfg.allowed_kinds = {str(k): str(v) for k, v in as_dict(c.get("allowed_kinds")).items()}
     cfg.allowed_secrets = [as_dict(x) for x in as_list(c.get("allowed_secrets"))]

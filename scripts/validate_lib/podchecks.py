@@ -91,58 +91,6 @@ def image_problem(image: str, cfg: Config) -> str | None:
     )
 
 
-def _sc_problems(c: Obj, pod_sc: Obj) -> list[tuple[str, str, str]]:
-    """(check id, field, reason) for one container's effective security context."""
-    sc = as_dict(c.get("securityContext"))
-    out = []
-    if not sc:
-        out.append(("securityContext", "securityContext", "no securityContext"))
-    if sc.get("privileged") is True:
-        out.append(("privileged", "securityContext.privileged", "privileged container"))
-    if sc.get("allowPrivilegeEscalation") is not False:
-        out.append(
-            (
-                "allowPrivilegeEscalation",
-                "securityContext.allowPrivilegeEscalation",
-                "must be false",
-            )
-        )
-    caps = as_dict(sc.get("capabilities"))
-    if "ALL" not in [str(x) for x in as_list(caps.get("drop"))]:
-        out.append(("dropAll", "securityContext.capabilities.drop", "must include ALL"))
-    added = [str(x) for x in as_list(caps.get("add")) if str(x) != "NET_BIND_SERVICE"]
-    if added:
-        out.append(
-            ("capabilitiesAdd", "securityContext.capabilities.add", f"adds capabilities {added}")
-        )
-    if sc.get("readOnlyRootFilesystem") is not True:
-        out.append(
-            ("readOnlyRootFilesystem", "securityContext.readOnlyRootFilesystem", "must be true")
-        )
-    non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
-    uid = sc.get("runAsUser", pod_sc.get("runAsUser"))
-    if non_root is not True:
-        out.append(
-            (
-                "runAsNonRoot",
-                "securityContext.runAsNonRoot",
-                "runAsNonRoot must be true (container or pod level)",
-            )
-        )
-    if uid == 0:
-        out.append(("runAsNonRoot", "securityContext.runAsUser", "runs as UID 0"))
-    seccomp = as_dict(sc.get("seccompProfile")) or as_dict(pod_sc.get("seccompProfile"))
-    if seccomp.get("type") not in ("RuntimeDefault", "Localhost"):
-        out.append(
-            (
-                "seccomp",
-                "securityContext.seccompProfile.type",
-                "seccompProfile RuntimeDefault required (container or pod level)",
-            )
-        )
-    return out
-
-
 def check_units(
     units: list[PodUnit], idx: Index, cfg: Config, report: Report, psa: dict[str, str]
 ) -> None:
@@ -170,10 +118,6 @@ class _PodChecks:
         u, cfg, report, level = self.u, self.cfg, self.report, self.level
         r = u.res
         pod = u.pod
-        pod_sc = as_dict(pod.get("securityContext"))
-        for flag in ("hostNetwork", "hostPID", "hostIPC"):
-            if pod.get(flag) is True:
-                report.add("semantics", r, jpath(u.path, flag), f"{flag} is not allowed")
         if r.kind in ("Job", "CronJob") and pod.get("restartPolicy") not in ("Never", "OnFailure"):
             report.add(
                 "semantics",
@@ -259,7 +203,7 @@ class _PodChecks:
             )
         # Containers
         for c in u.containers:
-            self.container(c.obj, c.path, c.name, c.role, pod_sc)
+            self.container(c.obj, c.path, c.role)
 
     def ref(self, kind: str, name: Any, path: str, key: Any = None) -> None:
         idx, cfg, report, r, ns = self.idx, self.cfg, self.report, self.u.res, self.u.namespace
@@ -297,54 +241,13 @@ class _PodChecks:
                 f"{kind} {ns}/{name} (external) is declared without key {key!r}",
             )
 
-    def container(self, c: Obj, path: str, name: str, role: str, pod_sc: Obj) -> None:
-        u, cfg, report, level = self.u, self.cfg, self.report, self.level
+    def container(self, c: Obj, path: str, role: str) -> None:
+        """What checkov does not check: the image policy, Argo's command, references."""
+        u, cfg, report = self.u, self.cfg, self.report
         r = u.res
-        ckey = f"{u.key}/{name}"
-        # Image
         prob = image_problem(str(c.get("image") or ""), cfg)
         if prob:
             report.add("semantics", r, jpath(path, "image"), prob)
-        # Resources
-        res = as_dict(c.get("resources"))
-        for sect in ("requests", "limits"):
-            vals = as_dict(res.get(sect))
-            missing = [k for k in ("cpu", "memory") if k not in vals]
-            if missing and not cfg.exception_for(ckey, "resources"):
-                report.add(
-                    "semantics",
-                    r,
-                    jpath(path, "resources", sect),
-                    f"missing {sect} for {', '.join(missing)}",
-                )
-        # Security context
-        for check_id, field_, reason in _sc_problems(c, pod_sc):
-            if check_id == "securityContext":
-                # One message instead of one per missing field.
-                if not cfg.exception_for(ckey, "securityContext"):
-                    report.add(
-                        "policy",
-                        r,
-                        jpath(path, field_),
-                        "no securityContext (need runAsNonRoot, allowPrivilegeEscalation "
-                        "false, capabilities drop ALL, readOnlyRootFilesystem, seccomp "
-                        "RuntimeDefault)",
-                    )
-                    return
-                continue
-            why = cfg.exception_for(ckey, check_id)
-            if why and level == "restricted" and check_id != "readOnlyRootFilesystem":
-                report.add(
-                    "policy",
-                    r,
-                    jpath(path, field_),
-                    f"{reason}: exception declared, but namespace {u.namespace} enforces "
-                    "Pod Security 'restricted', which rejects it",
-                )
-                continue
-            if why:
-                continue
-            report.add("policy", r, jpath(path, field_), reason)
         if u.argo and role == "main" and not c.get("command") and path.endswith("container"):
             report.add(
                 "semantics",

@@ -1,4 +1,5 @@
-"""Layer 4: checkov on the rendered output of this repo (pinned upstream objects excluded).
+"""Layer 4: checkov on the rendered output of this repo (pinned upstream objects excluded) and
+on the Pod each Argo template makes (pods.argo_pod), which checkov cannot see in a template.
 
 Skips live in ONE place, scripts/validate-config.yaml (`checkov_skips`), each with the objects
 it covers and the reason; the manifests carry no checkov annotations.
@@ -17,6 +18,7 @@ from pathlib import Path
 from . import upstream, yamlio
 from .config import Config
 from .model import Report, Resource
+from .pods import PodUnit
 
 CHECKOV = Path(
     os.environ.get(
@@ -39,7 +41,21 @@ def _checkov_id(r: Resource) -> str:
     return f"{r.kind}.{r.namespace or 'default'}.{r.name}"
 
 
-def run(groups: dict[str, list[Resource]], cfg: Config, report: Report) -> CheckovResult:
+@dataclass
+class _Hit:
+    """Where a checkov finding is reported: the object, its path, and the skips' name for it."""
+
+    res: Resource
+    path: str
+    ident: str
+
+
+def run(
+    groups: dict[str, list[Resource]],
+    units: dict[str, list[PodUnit]],
+    cfg: Config,
+    report: Report,
+) -> CheckovResult:
     if not CHECKOV.exists():
         report.add(
             "policy",
@@ -51,16 +67,25 @@ def run(groups: dict[str, list[Resource]], cfg: Config, report: Report) -> Check
         return CheckovResult(ran=False)
     with tempfile.TemporaryDirectory(prefix="validate-checkov-") as tmp:
         files: dict[str, str] = {}
-        ids: dict[tuple[str, str], Resource] = {}
+        ids: dict[tuple[str, str], _Hit] = {}
         for i, (label, resources) in enumerate(sorted(groups.items())):
             own = [r for r in resources if not r.upstream]
             if not own:
                 continue
             fname = f"render-{i}.yaml"
-            Path(tmp, fname).write_text(yamlio.dump_all([r.obj for r in own]))
-            files[fname] = label
+            docs = [r.obj for r in own]
             for r in own:
-                ids[(fname, _checkov_id(r))] = r
+                ids[(fname, _checkov_id(r))] = _Hit(r, "", r.ident)
+            # Argo's pods in the same file, so graph checks (CKV2_*) see their NetworkPolicies.
+            pods = [(u, u.manifest) for u in units.get(label, []) if u.manifest and not u.derived]
+            for j, (u, pod) in enumerate(pods):
+                meta = {**pod["metadata"], "name": f"argo-pod-{j}"}
+                docs.append({**pod, "metadata": meta})
+                ids[(fname, f"Pod.{meta['namespace']}.{meta['name']}")] = _Hit(
+                    u.res, f"{u.path} (the Pod it makes)", u.key
+                )
+            Path(tmp, fname).write_text(yamlio.dump_all(docs))
+            files[fname] = label
         if not files:
             return CheckovResult(ran=True)
         env = dict(
@@ -119,7 +144,7 @@ def run(groups: dict[str, list[Resource]], cfg: Config, report: Report) -> Check
                 res.failed += 1
                 msg = f"checkov {cid}: {f.get('check_name')}"
                 if hit is not None:
-                    report.add("policy", hit, cid, msg)
+                    report.add("policy", hit.res, hit.path or cid, msg)
                 else:
                     report.add(
                         "policy", None, cid, f"{ident}: {msg}", source=files.get(fname, fname)

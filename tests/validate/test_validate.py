@@ -91,12 +91,12 @@ def test_stdin_mode_reads_rendered_yaml() -> None:
 
 
 def test_problem_lines_name_file_resource_path_and_reason() -> None:
-    p = run_gate("--no-checkov", str(FIXTURES / "missing-limits"))
-    line = next(ln for ln in p.stdout.splitlines() if "missing limits" in ln)
-    assert line.startswith("[semantics] tests/validate/fixtures/missing-limits: ")
+    p = run_gate("--no-checkov", str(FIXTURES / "volumemount-without-volume"))
+    line = next(ln for ln in p.stdout.splitlines() if "has no matching volume" in ln)
+    assert line.startswith("[semantics] tests/validate/fixtures/volumemount-without-volume: ")
     assert "WorkflowTemplate/event-pipeline/pipeline" in line
     assert "(tests/validate/fixtures/_good/resources/workflowtemplate.yaml)" in line
-    assert "spec.templates[2].container.resources.limits" in line
+    assert "spec.templates[2].container.volumeMounts[1].name" in line
 
 
 def test_repo_passes() -> None:
