@@ -20,7 +20,7 @@ from . import (
     upstream,
 )
 from .model import CLUSTER_SCOPED, Report, Resource, as_dict, as_list
-from .pods import PodUnit
+from .pods import PodUnit, made_pods
 
 MAX_CRD_ANNOTATION = 262144  # client-side apply stores the object in an annotation
 
@@ -159,12 +159,7 @@ def _schema_checks(
     """One kubeconform run: the objects of this repo (and the upstream ones it modified), and
     the Pod each Argo template makes (its podSpecPatch applied)."""
     items = [(r, r.obj, "") for v in renders.values() for r in v if not r.upstream or r.modified]
-    items += [
-        (u.res, u.manifest, f"{u.path} (the Pod it makes): ")
-        for v in units.values()
-        for u in v
-        if u.manifest and not u.derived
-    ]
+    items += [(u.res, pod, f"{where}: ") for v in units.values() for u, pod, where in made_pods(v)]
     schemas.validate(items, report, frozenset(cfg.allowed_kinds))
 
 

@@ -61,7 +61,18 @@ class PodUnit:
     argo: bool = False
     derived: bool = False  # built from another object's templates: skip per-container checks
     patches: list[tuple[str, Any]] = field(default_factory=list)  # (path, parsed podSpecPatch)
-    manifest: Obj | None = None  # the Pod Argo creates from the template (kubeconform checks it)
+    manifest: Obj | None = None  # the Pod Argo creates from the template (made_pods)
+
+
+def made_pods(units: list[PodUnit]) -> list[tuple[PodUnit, Obj, str]]:
+    """(unit, Pod, where to report it) for the Pod each Argo template of the render makes, which
+    kubeconform and checkov check; a template reached through workflowTemplateRef (derived) is
+    checked where it is defined."""
+    return [
+        (u, u.manifest, f"{u.path} (the Pod it makes)")
+        for u in units
+        if u.manifest is not None and not u.derived
+    ]
 
 
 def parse_patch(text: str) -> Any:

@@ -18,7 +18,7 @@ from pathlib import Path
 from . import upstream, yamlio
 from .config import Config
 from .model import Report, Resource
-from .pods import PodUnit
+from .pods import PodUnit, made_pods
 
 CHECKOV = Path(
     os.environ.get(
@@ -77,13 +77,10 @@ def run(
             for r in own:
                 ids[(fname, _checkov_id(r))] = _Hit(r, "", r.ident)
             # Argo's pods in the same file, so graph checks (CKV2_*) see their NetworkPolicies.
-            pods = [(u, u.manifest) for u in units.get(label, []) if u.manifest and not u.derived]
-            for j, (u, pod) in enumerate(pods):
+            for j, (u, pod, where) in enumerate(made_pods(units.get(label, []))):
                 meta = {**pod["metadata"], "name": f"argo-pod-{j}"}
                 docs.append({**pod, "metadata": meta})
-                ids[(fname, f"Pod.{meta['namespace']}.{meta['name']}")] = _Hit(
-                    u.res, f"{u.path} (the Pod it makes)", u.key
-                )
+                ids[(fname, f"Pod.{meta['namespace']}.{meta['name']}")] = _Hit(u.res, where, u.key)
             Path(tmp, fname).write_text(yamlio.dump_all(docs))
             files[fname] = label
         if not files:
